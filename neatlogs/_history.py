@@ -1,0 +1,41 @@
+"""A bounded, thread-safe ring of call records: the in-memory conversation history."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import deque
+from typing import Any
+
+from ._record import CallRecord
+
+DEFAULT_HISTORY_SIZE = 1000
+
+
+class History:
+    """Keeps the most recent records; also a sink, so a tracker's history can collect its providers'."""
+
+    __slots__ = ("_lock", "_records")
+
+    def __init__(self, max_records: int = DEFAULT_HISTORY_SIZE) -> None:
+        self._records: deque[CallRecord] = deque(maxlen=max_records)
+        self._lock = threading.Lock()
+
+    def emit(self, record: CallRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def snapshot(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Copies of the records as dicts, oldest first; `limit` keeps the most recent N."""
+        with self._lock:
+            records = list(self._records)
+        if limit is not None:
+            records = records[-limit:] if limit > 0 else []
+        return [copy.deepcopy(r.to_dict()) for r in records]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    def __len__(self) -> int:
+        return len(self._records)

@@ -1,0 +1,1 @@
+"""Provider-specific wrappers: what to read from a call; never any network or export logic."""

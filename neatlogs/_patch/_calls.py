@@ -1,0 +1,126 @@
+"""Generic call wrappers: take timestamps, keep references, hand the record on. Nothing else."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .._log import log_internal_error
+from .._record import CallRecord, Reader
+from .._recorder import dispatch
+from ._patchset import PatchSet
+from .streams import TracedAsyncStream, TracedStream
+
+
+@dataclass(frozen=True)
+class CallKind:
+    """What a provider tells the generic wrappers about one patched function."""
+
+    provider: str
+    operation: str
+    reader: Reader
+    # instance the method is bound to -> the SDK client it belongs to (for client filters and server)
+    client_of: Callable[[Any], Any]
+    # call result -> "sync" / "async" stream, or None for a finished response
+    stream_kind: Callable[[Any], str | None]
+    # the call's kwargs -> a snapshot safe to read later (lists copied, generators materialised)
+    snapshot: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _begin(kind: CallKind, instance: Any, kwargs: dict[str, Any]) -> tuple[CallRecord, Any] | None:
+    try:
+        client = kind.client_of(instance)
+        request = kind.snapshot(kwargs)
+        record = CallRecord(
+            kind.provider, kind.operation, kind.reader, request, bool(kwargs.get("stream")), client
+        )
+        return record, client
+    except Exception:
+        log_internal_error(f"starting a {kind.provider} {kind.operation} record")
+        return None
+
+
+def _fail(patch: PatchSet, client: Any, record: CallRecord, exc: BaseException) -> None:
+    record.t_end = time.perf_counter_ns()
+    record.finished = True
+    record.status = "error"
+    record.error = exc
+    try:
+        dispatch(patch.recorders, client, record)
+    except Exception:
+        log_internal_error("recording a failed call")
+
+
+def _complete(patch: PatchSet, kind: CallKind, client: Any, record: CallRecord, result: Any) -> Any:
+    try:
+        recorders = patch.recorders
+
+        def finish(done: CallRecord) -> None:
+            dispatch(recorders, client, done)
+
+        stream = kind.stream_kind(result)
+        if stream is not None:
+            record.response = result  # read later for its HTTP headers (request id)
+        if stream == "sync":
+            return TracedStream(result, record, finish)
+        if stream == "async":
+            return TracedAsyncStream(result, record, finish)
+        record.t_end = time.perf_counter_ns()
+        record.finished = True
+        record.response = result
+        finish(record)
+    except Exception:
+        log_internal_error(f"recording a {kind.provider} {kind.operation} call")
+    return result
+
+
+def sync_wrapper(kind: CallKind) -> Callable[[PatchSet], Callable[..., Any]]:
+    """A wrapt wrapper factory for a synchronous SDK method."""
+
+    def factory(patch: PatchSet) -> Callable[..., Any]:
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if not patch.recorders:
+                return wrapped(*args, **kwargs)
+            begun = _begin(kind, instance, kwargs)
+            if begun is None:
+                return wrapped(*args, **kwargs)
+            record, client = begun
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                _fail(patch, client, record, exc)
+                raise
+            return _complete(patch, kind, client, record, result)
+
+        return wrapper
+
+    return factory
+
+
+def async_wrapper(kind: CallKind) -> Callable[[PatchSet], Callable[..., Any]]:
+    """A wrapt wrapper factory for an `async def` SDK method."""
+
+    def factory(patch: PatchSet) -> Callable[..., Any]:
+        async def traced(call: Any, client: Any, record: CallRecord) -> Any:
+            try:
+                result = await call
+            except BaseException as exc:  # asyncio cancellation too: the call is still recorded
+                _fail(patch, client, record, exc)
+                raise
+            return _complete(patch, kind, client, record, result)
+
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if not patch.recorders:
+                return wrapped(*args, **kwargs)
+            begun = _begin(kind, instance, kwargs)
+            if begun is None:
+                return wrapped(*args, **kwargs)
+            record, client = begun
+            # The SDK's coroutine is created now, as it would be untraced; it is awaited by `traced`.
+            return traced(wrapped(*args, **kwargs), client, record)
+
+        return wrapper
+
+    return factory

@@ -1,0 +1,147 @@
+"""Stream proxies: the caller keeps the SDK's own stream type; each chunk is kept by reference.
+
+A proxied stream's record is finalised exactly once: at its end, on an error, on `close()`,
+on leaving `with`/`async with`, or when the abandoned stream is garbage-collected.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import wrapt
+
+from .._log import log_internal_error
+from .._record import CallRecord
+
+Finish = Callable[[CallRecord], None]
+
+
+def _finalise(record: CallRecord, finish: Finish, status: str, error: BaseException | None) -> None:
+    if record.finished:
+        return
+    record.finished = True
+    record.t_end = time.perf_counter_ns()
+    record.status = status
+    record.error = error
+    try:
+        finish(record)
+    except Exception:
+        log_internal_error("finishing a stream")
+
+
+def _status_for(exc: BaseException) -> str:
+    # A consumer that stops reading (GeneratorExit) or is cancelled did not see the stream fail.
+    return "incomplete" if isinstance(exc, GeneratorExit) else "error"
+
+
+class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
+    """A sync stream proxy; `isinstance(proxy, openai.Stream)` still holds."""
+
+    def __init__(self, wrapped: Any, record: CallRecord, finish: Finish) -> None:
+        super().__init__(wrapped)
+        self._self_record = record
+        self._self_finish = finish
+
+    def __iter__(self) -> TracedStream:
+        return self
+
+    def __next__(self) -> Any:
+        record = self._self_record
+        try:
+            chunk = self.__wrapped__.__next__()
+        except StopIteration:
+            _finalise(record, self._self_finish, "success", None)
+            raise
+        except BaseException as exc:
+            _finalise(record, self._self_finish, _status_for(exc), exc)
+            raise
+        chunks = record.chunks
+        if not chunks:
+            record.t_first = time.perf_counter_ns()
+        chunks.append(chunk)
+        return chunk
+
+    def __enter__(self) -> TracedStream:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            _finalise(self._self_record, self._self_finish, "incomplete", None)
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            _finalise(self._self_record, self._self_finish, "incomplete", None)
+
+    def __del__(self) -> None:
+        record = self._self_record
+        if not record.finished:
+            _finalise(record, self._self_finish, "incomplete", None)
+
+
+class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
+    """An async stream proxy; `isinstance(proxy, openai.AsyncStream)` still holds."""
+
+    def __init__(self, wrapped: Any, record: CallRecord, finish: Finish) -> None:
+        super().__init__(wrapped)
+        self._self_record = record
+        self._self_finish = finish
+
+    def __aiter__(self) -> TracedAsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        record = self._self_record
+        try:
+            chunk = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            _finalise(record, self._self_finish, "success", None)
+            raise
+        except BaseException as exc:
+            _finalise(record, self._self_finish, _status_for(exc), exc)
+            raise
+        chunks = record.chunks
+        if not chunks:
+            record.t_first = time.perf_counter_ns()
+        chunks.append(chunk)
+        return chunk
+
+    async def __aenter__(self) -> TracedAsyncStream:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            _finalise(self._self_record, self._self_finish, "incomplete", None)
+
+    async def close(self) -> Any:
+        try:
+            return await self.__wrapped__.close()
+        finally:
+            _finalise(self._self_record, self._self_finish, "incomplete", None)
+
+    @property
+    def aclose(self) -> Callable[[], Any]:
+        # Only where the SDK has it (openai 3.x): an AttributeError here falls back to the SDK's own.
+        wrapped_aclose = self.__wrapped__.aclose
+
+        async def aclose() -> Any:
+            try:
+                return await wrapped_aclose()
+            finally:
+                _finalise(self._self_record, self._self_finish, "incomplete", None)
+
+        return aclose
+
+    def __del__(self) -> None:
+        record = self._self_record
+        if not record.finished:
+            _finalise(record, self._self_finish, "incomplete", None)
