@@ -33,6 +33,11 @@ class History:
             records = records[-limit:] if limit > 0 else []
         return [copy.deepcopy(r.to_dict()) for r in records]
 
+    @property
+    def capacity(self) -> int:
+        """How many records the ring keeps."""
+        return self._records.maxlen or DEFAULT_HISTORY_SIZE
+
     def clear(self) -> None:
         with self._lock:
             self._records.clear()

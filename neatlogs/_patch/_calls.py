@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import context as otel_context
+
 from .._log import log_internal_error
 from .._record import CallRecord, Reader
 from .._recorder import dispatch
@@ -29,13 +31,22 @@ class CallKind:
     snapshot: Callable[[dict[str, Any]], dict[str, Any]]
 
 
+# OpenTelemetry's "suppress instrumentation" flag: set by exporters (ours included) and by callers
+# that want a block of code untraced.
+_SUPPRESS_KEY = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
+
+
 def _begin(kind: CallKind, instance: Any, kwargs: dict[str, Any]) -> tuple[CallRecord, Any] | None:
     try:
+        current = otel_context.get_current()
+        if _SUPPRESS_KEY is not None and current.get(_SUPPRESS_KEY):
+            return None
         client = kind.client_of(instance)
         request = kind.snapshot(kwargs)
         record = CallRecord(
             kind.provider, kind.operation, kind.reader, request, bool(kwargs.get("stream")), client
         )
+        record.context = current  # the parent of this call's span, whichever thread exports it
         return record, client
     except Exception:
         log_internal_error(f"starting a {kind.provider} {kind.operation} record")

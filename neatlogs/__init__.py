@@ -1,0 +1,63 @@
+"""neatlogs: every LLM call your application makes, observable with one line.
+
+    import neatlogs
+    neatlogs.init(endpoint="http://127.0.0.1:7077", api_key="...", tags=["production"])
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ._config import check_optional_limit
+from .llm import LLMTracker
+
+__version__ = "0.1.0"
+__all__ = ["LLMTracker", "__version__", "flush", "get_conversation_history", "init", "shutdown", "stats"]
+
+_default_tracker: LLMTracker | None = None
+_init_lock = threading.Lock()
+
+
+def init(
+    api_key: str | None = None,
+    endpoint: str | None = None,
+    tags: list[Any] | tuple[Any, ...] | None = None,
+    **options: Any,
+) -> LLMTracker:
+    """Start tracing every installed LLM SDK; a second call replaces the first tracker."""
+    global _default_tracker
+    tracker = LLMTracker(api_key=api_key, endpoint=endpoint, tags=tags, **options)
+    with _init_lock:
+        previous, _default_tracker = _default_tracker, tracker
+    if previous is not None:
+        previous.stop_instrumenting()
+    tracker.override_api()
+    return tracker
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until every record so far is delivered to its endpoint; False if `timeout` ran out first."""
+    from ._export import flush_all
+
+    return flush_all(timeout)
+
+
+def shutdown(timeout: float | None = None) -> None:
+    """Flush (bounded by `timeout`) and stop the background exporter."""
+    from ._export import shutdown_all
+
+    shutdown_all(timeout)
+
+
+def stats() -> dict[str, int]:
+    """Process-wide exporter counters: enqueued, sent, dropped, failed, retried, queue_size."""
+    from ._export import exporter_stats
+
+    return exporter_stats()
+
+
+def get_conversation_history(limit: int | None = None) -> list[dict[str, Any]]:
+    """The records of the tracker started by `init()`, oldest first ([] before `init()`)."""
+    tracker = _default_tracker
+    return tracker.get_conversation_history(check_optional_limit(limit)) if tracker else []

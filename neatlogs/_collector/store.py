@@ -1,0 +1,176 @@
+"""SQLite storage for call records: one row per record id, plus the columns the queries use."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id                TEXT PRIMARY KEY,
+    trace_id          TEXT NOT NULL,
+    started_at        TEXT,
+    status            TEXT,
+    model             TEXT,
+    provider          TEXT,
+    operation         TEXT,
+    prompt_tokens     INTEGER,
+    completion_tokens INTEGER,
+    total_tokens      INTEGER,
+    cost_usd          REAL,
+    duration_ms       REAL,
+    record            TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_trace_started ON records (trace_id, started_at);
+CREATE INDEX IF NOT EXISTS records_started ON records (started_at);
+"""
+
+_INSERT = (
+    "INSERT OR IGNORE INTO records (id, trace_id, started_at, status, model, provider, operation,"
+    " prompt_tokens, completion_tokens, total_tokens, cost_usd, duration_ms, record)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+_TRACES = """
+SELECT trace_id,
+       COUNT(*)                                   AS calls,
+       SUM(status = 'error')                      AS errors,
+       COALESCE(SUM(prompt_tokens), 0)            AS prompt_tokens,
+       COALESCE(SUM(completion_tokens), 0)        AS completion_tokens,
+       COALESCE(SUM(total_tokens), 0)             AS total_tokens,
+       SUM(cost_usd)                              AS cost_usd,
+       MIN(started_at)                            AS first_at,
+       MAX(started_at)                            AS last_at
+FROM records
+GROUP BY trace_id
+ORDER BY last_at DESC, trace_id
+LIMIT ?
+"""
+
+_TRACE_KEYS = (
+    "trace_id",
+    "calls",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_usd",
+    "first_at",
+    "last_at",
+)
+
+Row = tuple[Any, ...]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    # bool is an int subclass; a boolean token count is garbage, not 0/1.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _row(record: Mapping[str, Any]) -> Row:
+    # Columns are best-effort copies for filtering and sums; the JSON column is the record itself,
+    # so a field of the wrong type becomes NULL here instead of rejecting the record.
+    usage = record.get("usage")
+    if not isinstance(usage, Mapping):
+        usage = {}
+    return (
+        record["id"],
+        record["trace_id"],
+        _text(record.get("started_at")),
+        _text(record.get("status")),
+        _text(record.get("model")),
+        _text(record.get("provider")),
+        _text(record.get("operation")),
+        _int(usage.get("prompt_tokens")),
+        _int(usage.get("completion_tokens")),
+        _int(usage.get("total_tokens")),
+        _number(record.get("cost_usd")),
+        _number(record.get("duration_ms")),
+        json.dumps(record, separators=(",", ":"), allow_nan=False),
+    )
+
+
+class RecordStore:
+    """A thread-safe SQLite file of call records, idempotent on record `id`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # One connection behind a lock: writes are serialised by SQLite anyway, and batches are
+        # short transactions, so a pool would add complexity without adding throughput.
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode is durable against application crashes; only an OS crash or power
+        # loss can drop the last few commits, which at-least-once delivery makes acceptable.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def add(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Store records in one transaction; return how many were new (known ids are skipped)."""
+        rows = [_row(record) for record in records]
+        if not rows:
+            return 0
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                cursor = self._db.executemany(_INSERT, rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return cursor.rowcount
+
+    def records(self, trace_id: str | None = None, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Full records, newest first, optionally only one trace's and/or one status's."""
+        where: list[str] = []
+        params: list[Any] = []
+        if trace_id is not None:
+            where.append("trace_id = ?")
+            params.append(trace_id)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        sql = "SELECT record FROM records"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, rowid DESC LIMIT ?"
+        params.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        return [json.loads(text) for (text,) in rows]
+
+    def traces(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Per-trace totals (calls, errors, tokens, cost, first/last start), most recent first.
+
+        `cost_usd` is the sum of the known costs, or None when no call in the trace had a price.
+        """
+        with self._lock:
+            rows = self._db.execute(_TRACES, (limit,)).fetchall()
+        return [dict(zip(_TRACE_KEYS, row, strict=True)) for row in rows]
+
+    def count(self) -> int:
+        """How many records are stored."""
+        with self._lock:
+            (total,) = self._db.execute("SELECT COUNT(*) FROM records").fetchone()
+        return int(total)
+
+    def close(self) -> None:
+        """Close the database; the store cannot be used afterwards."""
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,114 @@
+"""What every provider and the tracker share: settings, sinks, a recorder and a history."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from ._config import check_bool, check_optional_limit, check_positive_int, check_tags, check_trace_id
+from ._history import DEFAULT_HISTORY_SIZE, History
+from ._log import logger
+from ._patch._patchset import PatchSet
+from ._recorder import Recorder, Sink
+
+_no_endpoint_logged = threading.Event()
+
+
+class Pipeline:
+    """The sinks a traced call goes to, built once from the user's settings."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        endpoint: str | None,
+        history_size: int,
+        otel: bool,
+        tracer_provider: Any,
+        meter_provider: Any,
+        exporter_options: dict[str, Any],
+    ) -> None:
+        check_positive_int(history_size, "history_size")
+        check_bool(otel, "otel")
+        from ._export import exporter_sink
+        from ._export.settings import ExporterSettings
+
+        self.settings = ExporterSettings.resolve(endpoint=endpoint, api_key=api_key, **exporter_options)
+        self.history = History(history_size)
+        self.sinks: list[Sink] = []
+        if self.settings.endpoint:
+            self.sinks.append(exporter_sink(self.settings))
+        elif not _no_endpoint_logged.is_set():
+            _no_endpoint_logged.set()
+            logger.info(
+                "neatlogs: no endpoint configured (endpoint= or NEATLOGS_ENDPOINT); records stay in this "
+                "process (conversation history%s)",
+                " and OpenTelemetry" if otel else "",
+            )
+        if otel:
+            from ._export.otel import OTelSink
+
+            self.sinks.append(OTelSink(tracer_provider=tracer_provider, meter_provider=meter_provider))
+
+
+class Instrumentation:
+    """Base of the public providers: one SDK's patches, this object's recorder and history."""
+
+    _patches: PatchSet
+    _sdk_name: str
+
+    def __init__(
+        self,
+        trace_id: str | None = None,
+        client: Any = None,
+        api_key: str | None = None,
+        tags: list[Any] | tuple[Any, ...] | None = None,
+        endpoint: str | None = None,
+        *,
+        history_size: int = DEFAULT_HISTORY_SIZE,
+        otel: bool = True,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        **exporter_options: Any,
+    ) -> None:
+        trace_id = check_trace_id(trace_id)
+        tag_tuple = check_tags(tags)
+        self._check_client(client)
+        pipeline = Pipeline(
+            api_key, endpoint, history_size, otel, tracer_provider, meter_provider, exporter_options
+        )
+        self._history = pipeline.history
+        self._recorder = Recorder(trace_id, tag_tuple, [pipeline.history, *pipeline.sinks], client)
+
+    @classmethod
+    def _attached(cls, trace_id: str, tags: tuple[str, ...], history: History, sinks: list[Sink]) -> Any:
+        """A provider made by a tracker: its own history, then the tracker's history and sinks."""
+        self = cls.__new__(cls)
+        self._history = History(history.capacity)
+        self._recorder = Recorder(trace_id, tags, [self._history, history, *sinks])
+        return self
+
+    def _check_client(self, client: Any) -> None:
+        return None
+
+    @property
+    def trace_id(self) -> str:
+        """The trace id stamped on every record of this provider."""
+        return self._recorder.trace_id
+
+    @property
+    def tags(self) -> list[str]:
+        """The tags stamped on every record of this provider."""
+        return list(self._recorder.tags)
+
+    def override(self) -> None:
+        """Start tracing the SDK (idempotent). Clients created before this call are traced too."""
+        self._patches.subscribe(self._recorder)
+
+    def undo_override(self) -> None:
+        """Stop tracing; once no provider traces the SDK, its original functions are restored."""
+        self._patches.unsubscribe(self._recorder)
+
+    def get_conversation_history(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Copies of this provider's records, oldest first; `limit` keeps the most recent N."""
+        return self._history.snapshot(check_optional_limit(limit))
