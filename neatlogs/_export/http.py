@@ -1,0 +1,238 @@
+"""The NeatLogs ingest protocol over one `requests.Session`: gzip'd JSON batches, retries, 413 splitting.
+
+This module never logs and never counts process-wide: it reports problems through a callback and
+returns what happened to each record, so the batcher decides what to log, spool or drop.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import email.utils
+import enum
+import gzip
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from .._redact import mask_secrets
+from ._suppress import suppressed_instrumentation
+
+# Backoff with full jitter: wait uniform(0, min(cap, base * 2**attempt)). Tests shorten these.
+_BACKOFF_BASE = 0.5
+_BACKOFF_CAP = 30.0
+# (connect, read) timeouts; the connect one is a little over a multiple of 3 s, the TCP retransmit window.
+_TIMEOUT = (3.05, 10.0)
+# Never wait less than this for a socket, even when the deadline is nearly spent.
+_MIN_TIMEOUT = 0.1
+# Level 1 compresses JSON records about 5-8x at a fraction of level 9's CPU cost.
+_GZIP_LEVEL = 1
+_BODY_SNIPPET = 200
+_PATH = "/v1/records"
+
+Record = dict[str, Any]
+# report(kind, message): one line for the log; the batcher rate-limits by kind.
+Report = Callable[[str, str], None]
+
+
+class _Answer(enum.Enum):
+    OK = "ok"
+    RETRY = "retry"  # 408, 429, 5xx, timeout, connection error
+    TOO_LARGE = "too_large"  # 413
+    AUTH = "auth"  # 401, 403
+    REFUSED = "refused"  # 400, other 4xx, redirects
+
+
+@dataclass
+class Delivery:
+    """What became of one batch: counts, and the records still undelivered when the deadline passed."""
+
+    sent: int = 0
+    failed: int = 0  # refused by the collector; never retried
+    retried: int = 0  # retry attempts (requests repeated after a retriable failure)
+    auth_refused: bool = False
+    undelivered: list[Record] = field(default_factory=list)
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Sets the Authorization header; as session auth it also stops requests from consulting ~/.netrc."""
+
+    def __init__(self, api_key: str | None) -> None:
+        self._api_key = api_key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self._api_key:
+            request.headers["Authorization"] = f"Bearer {self._api_key}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(<hidden>)"
+
+
+def sdk_block() -> dict[str, str]:
+    """The payload's `sdk` member: this library's name and version."""
+    version = "0.0.0"
+    try:
+        import neatlogs
+
+        found = getattr(neatlogs, "__version__", None)
+        if isinstance(found, str) and found:
+            version = found
+    except Exception:  # a half-initialised package must not stop exporting
+        pass
+    return {"name": "neatlogs", "version": version}
+
+
+def encode(records: list[Record], sdk: dict[str, str]) -> bytes:
+    """The gzip'd JSON body for a batch."""
+    # default=str: a stray non-JSON value becomes text rather than costing the whole batch.
+    text = json.dumps({"records": records, "sdk": sdk}, separators=(",", ":"), default=str)
+    return gzip.compress(text.encode("utf-8"), compresslevel=_GZIP_LEVEL, mtime=0)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or an HTTP date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        seconds = (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def backoff_delay(attempt: int) -> float:
+    """Full-jitter exponential backoff for the given retry attempt (0-based)."""
+    return random.uniform(0.0, min(_BACKOFF_CAP, _BACKOFF_BASE * (2.0 ** min(attempt, 30))))
+
+
+class IngestClient:
+    """POSTs batches to one collector endpoint with one API key over one keep-alive session."""
+
+    def __init__(self, endpoint: str, api_key: str | None) -> None:
+        self.url = endpoint.rstrip("/") + _PATH
+        self._session = requests.Session()
+        self._session.auth = _BearerAuth(api_key)
+        self._has_key = bool(api_key)
+        self._sdk = sdk_block()
+        self._session.headers.update(
+            {
+                "Content-Type": "application/json",
+                "Content-Encoding": "gzip",
+                "User-Agent": f"neatlogs/{self._sdk['version']}",
+            }
+        )
+
+    def __repr__(self) -> str:
+        return f"IngestClient({self.url!r})"
+
+    def close(self) -> None:
+        """Close the session's pooled connections."""
+        self._session.close()
+
+    def deliver(
+        self,
+        records: list[Record],
+        deadline: Callable[[], float],
+        wait: Callable[[float], object],
+        report: Report,
+        retry: bool = True,
+    ) -> Delivery:
+        """Send `records`, retrying until `deadline()` (a monotonic time); always makes one attempt.
+
+        `wait(seconds)` sleeps between retries and may return early (flush or shutdown): the batch is
+        then retried at once, against the possibly shortened deadline. With `retry=False` the first
+        retriable failure leaves the rest undelivered.
+        """
+        out = Delivery()
+        # Chunks still to send, in order, each with its encoded body once known (reused on retry).
+        pending: collections.deque[tuple[list[Record], bytes | None]] = collections.deque([(records, None)])
+        attempt = 0
+        while pending:
+            chunk, body = pending.popleft()
+            if body is None:
+                body = encode(chunk, self._sdk)
+            answer, message, retry_after = self._post(body, deadline())
+            if answer is _Answer.OK:
+                out.sent += len(chunk)
+                attempt = 0
+            elif answer is _Answer.TOO_LARGE:
+                if len(chunk) == 1:
+                    out.failed += 1
+                    report("too_large", f"the collector refused a single record as too large ({message})")
+                else:
+                    half = len(chunk) // 2
+                    pending.extendleft([(chunk[half:], None), (chunk[:half], None)])
+            elif answer is _Answer.AUTH:
+                out.failed += len(chunk) + sum(len(rest) for rest, _ in pending)
+                out.auth_refused = True
+                report("auth", message)
+                break
+            elif answer is _Answer.REFUSED:
+                out.failed += len(chunk)
+                report("refused", f"the collector refused a batch of {len(chunk)} records: {message}")
+            else:
+                delay = retry_after if retry_after is not None else backoff_delay(attempt)
+                attempt += 1
+                report("unavailable", message)
+                if not retry or time.monotonic() + delay >= deadline():
+                    out.undelivered = [r for part in [chunk, *(rest for rest, _ in pending)] for r in part]
+                    break
+                out.retried += 1
+                pending.appendleft((chunk, body))
+                wait(delay)
+        return out
+
+    def _post(self, body: bytes, deadline: float) -> tuple[_Answer, str, float | None]:
+        remaining = max(_MIN_TIMEOUT, deadline - time.monotonic())
+        timeout = (min(_TIMEOUT[0], remaining), min(_TIMEOUT[1], remaining))
+        try:
+            with suppressed_instrumentation():
+                response = self._session.post(self.url, data=body, timeout=timeout, allow_redirects=False)
+        except requests.Timeout:
+            return _Answer.RETRY, f"the collector at {self.url} did not answer in time", None
+        except requests.RequestException as exc:
+            reason = mask_secrets(f"{type(exc).__name__}: {exc}")
+            return _Answer.RETRY, f"could not reach the collector at {self.url} ({reason})", None
+        with response:
+            status = response.status_code
+            if 200 <= status < 300:
+                return _Answer.OK, "", None
+            # Only the status and a masked start of the body are reported, never headers.
+            snippet = mask_secrets(response.text[:_BODY_SNIPPET].strip())
+            described = f"HTTP {status} from {self.url}" + (f": {snippet}" if snippet else "")
+            if status in (401, 403):
+                problem = (
+                    "rejected the API key" if self._has_key else "requires an API key and none was given"
+                )
+                return (
+                    _Answer.AUTH,
+                    f"the collector at {self.url} {problem} (HTTP {status}); set NEATLOGS_API_KEY or pass "
+                    "api_key. Records for this endpoint are dropped until a key is accepted.",
+                    None,
+                )
+            if status == 413:
+                return _Answer.TOO_LARGE, described, None
+            if status in (408, 429) or status >= 500:
+                return _Answer.RETRY, described, parse_retry_after(response.headers.get("Retry-After"))
+            if 300 <= status < 400:
+                location = response.headers.get("Location", "?")
+                return (
+                    _Answer.REFUSED,
+                    f"{described}; redirect to {location} not followed: set the endpoint to the final URL",
+                    None,
+                )
+            return _Answer.REFUSED, described, None
