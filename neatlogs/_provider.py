@@ -30,13 +30,14 @@ class Pipeline:
     ) -> None:
         check_positive_int(history_size, "history_size")
         check_bool(otel, "otel")
-        from ._export import exporter_sink
         from ._export.settings import ExporterSettings
 
         self.settings = ExporterSettings.resolve(endpoint=endpoint, api_key=api_key, **exporter_options)
         self.history = History(history_size)
         self.sinks: list[Sink] = []
         if self.settings.endpoint:
+            from ._export import exporter_sink
+
             self.sinks.append(exporter_sink(self.settings))
         elif not _no_endpoint_logged.is_set():
             _no_endpoint_logged.set()
