@@ -116,6 +116,10 @@ class CallRecord:
                 built = self._dict
                 if built is None:
                     built = self._dict = self._build()
+                    # The SDK objects are no longer needed: let them go so kept records stay small.
+                    self.response = None
+                    self.chunks = []
+                    self.request = {}
         return built
 
     def _build(self) -> dict[str, Any]:

@@ -73,7 +73,8 @@ def _complete(patch: PatchSet, kind: CallKind, client: Any, record: CallRecord, 
 
         stream = kind.stream_kind(result)
         if stream is not None:
-            record.response = result  # read later for its HTTP headers (request id)
+            # Only the HTTP headers (request id) are read later; the stream object itself is not kept.
+            record.response = getattr(getattr(result, "response", None), "headers", None)
         if stream == "sync":
             return TracedStream(result, record, finish)
         if stream == "async":

@@ -74,12 +74,12 @@ def _usage(usage: Any) -> dict[str, Any] | None:
 
 def _request_id(record: CallRecord) -> str | None:
     response = record.response
-    request_id = getattr(response, "_request_id", None)
-    if isinstance(request_id, str):
-        return request_id
-    http = getattr(response, "response", None) or getattr(response, "http_response", None)
-    headers = getattr(http, "headers", None)
-    value = headers.get("x-request-id") if headers is not None else None
+    value = getattr(response, "_request_id", None)
+    if value is None:
+        # A stream's record keeps its HTTP headers as `response`; raw responses carry `.headers`.
+        headers = response if record.stream else getattr(response, "headers", None)
+        getter = getattr(headers, "get", None)
+        value = getter("x-request-id") if callable(getter) else None
     return value if isinstance(value, str) else None
 
 
