@@ -382,6 +382,19 @@ def test_flush_cuts_a_long_backoff_short(collector: FakeCollector, monkeypatch: 
     assert time.monotonic() - started < 1.0
 
 
+def test_flush_during_an_outage_buys_one_early_retry_not_a_retry_storm(
+    collector: FakeCollector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http, "_BACKOFF_BASE", 0.3)
+    monkeypatch.setattr(http, "_BACKOFF_CAP", 0.3)
+    collector.fail_next(10_000, 503, retry_after="0.3")
+    sink = exporter_sink(make_settings(collector, retry_deadline=30.0))
+    sink.emit(make_record(1))
+    assert _wait_until(lambda: len(collector.requests) == 1)
+    assert flush_all(0.5) is False
+    assert len(collector.requests) <= 5  # about one per 0.3 s, plus the one the flush asked for
+
+
 def test_shutdown_interrupts_backoff_and_returns_within_its_timeout(
     collector: FakeCollector, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -295,7 +295,7 @@ class Pipeline:
                 deadline=lambda: (
                     batch_deadline if self._stop_at is None else min(batch_deadline, self._stop_at)
                 ),
-                wait=self._kick.wait,
+                wait=self._backoff_wait,
                 report=self._report,
             )
         if result.auth_refused:
@@ -315,6 +315,12 @@ class Pipeline:
         )  # fmt: skip
         if result.sent and self._spool_due and self._stop_at is None:
             self._replay_spool()  # the collector is answering again: send what earlier batches left
+
+    def _backoff_wait(self, seconds: float) -> None:
+        # An Event, not time.sleep: flush and shutdown cut the wait short. Cleared after each wait so
+        # one kick buys one early retry, not a busy loop.
+        self._kick.wait(seconds)
+        self._kick.clear()
 
     def _settle(self, n: int, **counts: int) -> None:
         _STATS.add(**counts)
@@ -361,7 +367,7 @@ class Pipeline:
                     self._report("spool_error", f"could not read spooled batch {path}: {exc}")
                     continue
                 result = client.deliver(
-                    records, deadline=_no_deadline, wait=self._kick.wait, report=self._report, retry=False
+                    records, deadline=_no_deadline, wait=self._backoff_wait, report=self._report, retry=False
                 )
                 if result.undelivered or result.auth_refused:
                     # Left on disk for a later attempt: after the next good batch, or the next process.
