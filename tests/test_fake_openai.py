@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -512,3 +513,15 @@ async def test_async_client_chat_stream_and_responses(server: FakeOpenAI) -> Non
         server.fail_next(429)
         with pytest.raises(openai.RateLimitError):
             await sdk.embeddings.create(model="e", input="x")
+
+
+async def test_many_simultaneous_connections_are_all_served(server: FakeOpenAI) -> None:
+    async with openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0) as sdk:
+
+        async def one(i: int) -> str | None:
+            completion = await sdk.chat.completions.create(model="m", messages=_user(f"task {i}"))
+            return completion.choices[0].message.content
+
+        answers = await asyncio.gather(*(one(i) for i in range(60)))
+
+    assert answers == [f"Echo: task {i}" for i in range(60)]

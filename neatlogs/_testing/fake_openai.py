@@ -260,6 +260,8 @@ class FakeOpenAI:
 
 
 class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 resets connections when a test fires dozens of requests at once.
+    request_queue_size = 256
     fake: FakeOpenAI
 
     def process_request(self, request: Any, client_address: Any) -> None:
