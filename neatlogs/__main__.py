@@ -1,0 +1,134 @@
+"""The `neatlogs` command: `neatlogs serve` (the collector) and `neatlogs demo`."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+KEYS_ENV = "NEATLOGS_SERVER_API_KEYS"
+
+_NO_KEYS = f"""\
+neatlogs serve: no API key configured, so anyone who can reach the port could write and read records.
+Either give the keys clients must send (as 'Authorization: Bearer <key>'):
+    neatlogs serve --api-key KEY [--api-key KEY2 ...]
+    or: export {KEYS_ENV}=KEY1,KEY2
+or, on a trusted machine, turn authentication off explicitly:
+    neatlogs serve --no-auth"""
+
+_NO_SERVER_DEPS = """\
+neatlogs serve needs the collector's dependencies (starlette, uvicorn), which are not installed:
+    pip install 'neatlogs[server]'"""
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (0-65535)")
+    return port
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neatlogs", description="NeatLogs: observability for LLM calls.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    serve = commands.add_parser(
+        "serve", help="run the collector (ingest endpoint + SQLite store + query API)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
+    serve.add_argument(
+        "--port", type=_port, default=7077, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    serve.add_argument("--db", default="./neatlogs.db", help="SQLite file (default: %(default)s)")
+    serve.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help=f"a key clients must send; repeatable; also read from ${KEYS_ENV} (comma-separated)",
+    )
+    serve.add_argument("--no-auth", action="store_true", help="accept requests without a key")
+
+    demo = commands.add_parser("demo", help="run a few traced calls against a local collector and show them")
+    demo.add_argument("--calls", type=int, default=6, help="how many calls to make (default: %(default)s)")
+    demo.add_argument(
+        "--db", default=None, help="SQLite file for the demo's collector (default: a temp file)"
+    )
+    return parser
+
+
+def _keys(cli_keys: Sequence[str]) -> set[str]:
+    from_env = os.environ.get(KEYS_ENV, "").split(",")
+    return {key.strip() for key in [*cli_keys, *from_env] if key.strip()}
+
+
+def _announce(url: str, db: str, auth: bool) -> None:
+    print(f"neatlogs collector listening on {url}, storing records in {db}")
+    print("In the application to trace:")
+    print(f"    export NEATLOGS_ENDPOINT={url}")
+    if auth:
+        print("    export NEATLOGS_API_KEY=<one of the keys given with --api-key or $" + KEYS_ENV + ">")
+    else:
+        print("Authentication is off (--no-auth): anyone who can reach this port can read and write records.")
+    print("Press Ctrl-C to stop.", flush=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from ._collector.server import serve
+    except ImportError:
+        print(_NO_SERVER_DEPS, file=sys.stderr)
+        return 2
+    keys = _keys(args.api_key)
+    if not keys and not args.no_auth:
+        print(_NO_KEYS, file=sys.stderr)
+        return 2
+    api_keys = None if args.no_auth else keys
+    db = str(Path(args.db).resolve())
+    announce = functools.partial(_announce, db=db, auth=api_keys is not None)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; turning that
+    # into an exception lets the store close and the command exit 0 instead of dying by signal.
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        serve(args.host, args.port, db, api_keys, on_listening=announce)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"neatlogs serve: could not start on {args.host}:{args.port} with {db}: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, _Terminated):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return int(run_demo(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `neatlogs` command line; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _demo(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,372 @@
+"""The collector's HTTP API: ingest batches of call records, query them back."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import zlib
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .store import RecordStore
+
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+# An oversized body is still read (and discarded) up to this many times the limit, so the client
+# gets to finish sending and sees the 413 instead of a reset connection it would retry.
+_DRAIN_FACTOR = 8
+
+# The contract's required record keys (contract.md, section 2).
+REQUIRED_KEYS = (
+    "id",
+    "trace_id",
+    "provider",
+    "operation",
+    "model",
+    "response_model",
+    "request",
+    "prompt",
+    "completion",
+    "choices",
+    "finish_reason",
+    "stream",
+    "usage",
+    "cost_usd",
+    "tags",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "ttft_ms",
+    "status",
+    "error",
+)
+_REQUIRED = frozenset(REQUIRED_KEYS)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class BadRequest(Exception):
+    """A request the collector refuses; carries the HTTP status and a message for the client."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+def _error(status_code: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status_code, headers=headers)
+
+
+def _too_large(limit: int) -> BadRequest:
+    return BadRequest(413, f"request body is larger than {limit} bytes; send smaller batches")
+
+
+# ---------------------------------------------------------------- auth
+
+
+def _auth_failure(request: Request, api_keys: set[str] | None) -> JSONResponse | None:
+    if api_keys is None:
+        return None
+    challenge = {"WWW-Authenticate": "Bearer"}
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        return _error(401, "missing API key: send 'Authorization: Bearer <key>'", challenge)
+    # Compare against every key so the time taken says nothing about which one nearly matched.
+    matched = False
+    for candidate in api_keys:
+        matched |= hmac.compare_digest(key.encode(), candidate.encode())
+    if not matched:
+        return _error(401, "wrong API key: it is not one of the keys this collector accepts", challenge)
+    return None
+
+
+def _authenticated(handler: Handler, api_keys: set[str] | None) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        failure = _auth_failure(request, api_keys)
+        return failure if failure is not None else await handler(request)
+
+    return endpoint
+
+
+# ---------------------------------------------------------------- reading the body
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    too_large = declared.isdigit() and int(declared) > limit
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            too_large = too_large or size > limit
+            if not too_large:
+                chunks.append(chunk)
+            elif size > _DRAIN_FACTOR * limit:
+                break
+    except ClientDisconnect:
+        raise BadRequest(400, "the client disconnected before sending the whole body") from None
+    if too_large:
+        raise _too_large(limit)
+    return b"".join(chunks)
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress gzip (possibly several members) without ever holding more than `limit` bytes."""
+    out: list[bytes] = []
+    room = limit
+    rest = data
+    while rest:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            piece = inflater.decompress(rest, room + 1)
+        except zlib.error as exc:
+            raise BadRequest(400, f"body is not valid gzip: {exc}") from None
+        if len(piece) > room or inflater.unconsumed_tail:
+            raise _too_large(limit)
+        if not inflater.eof:
+            raise BadRequest(400, "body is not valid gzip: the compressed stream is truncated")
+        out.append(piece)
+        room -= len(piece)
+        rest = inflater.unused_data
+    return b"".join(out)
+
+
+def _decode(encoding: str, body: bytes, limit: int) -> bytes:
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding in ("gzip", "x-gzip"):
+        return _gunzip(body, limit)
+    raise BadRequest(415, f"unsupported Content-Encoding {encoding!r}: send gzip or no encoding")
+
+
+# ---------------------------------------------------------------- validating the batch
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_SPACE = re.compile(r"[ \t\n\r]*")  # exactly JSON's whitespace
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(400, f"body is not valid JSON: {exc}") from None
+
+
+class _NotPlain(Exception):
+    """The body is not a plain UTF-8 `{"records": [...], ...}`; the slow path will say why."""
+
+
+class _Scanner:
+    """Reads `{"records": [...], ...}` keeping each record's own JSON text.
+
+    Storing that text as sent saves re-serialising every record, about a fifth of the cost of
+    ingesting a batch. Anything unusual raises _NotPlain and `json.loads` takes over.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def skip(self) -> None:
+        match = _SPACE.match(self.text, self.pos)
+        if match is not None:  # always, the pattern matches the empty string
+            self.pos = match.end()
+
+    def expect(self, *chars: str) -> str:
+        self.skip()
+        char = self.text[self.pos : self.pos + 1]
+        if not char or char not in chars:
+            raise _NotPlain
+        self.pos += 1
+        return char
+
+    def value(self) -> tuple[Any, str]:
+        self.skip()
+        start = self.pos
+        try:
+            found, self.pos = _DECODER.raw_decode(self.text, start)
+        except ValueError:
+            raise _NotPlain from None
+        return found, self.text[start : self.pos]
+
+    def array(self) -> tuple[list[Any], list[str]]:
+        values: list[Any] = []
+        texts: list[str] = []
+        self.expect("[")
+        self.skip()
+        if self.text.startswith("]", self.pos):
+            self.pos += 1
+            return values, texts
+        while True:
+            found, text = self.value()
+            values.append(found)
+            texts.append(text)
+            if self.expect(",", "]") == "]":
+                return values, texts
+
+    def batch(self) -> tuple[list[Any], list[str]]:
+        found: tuple[list[Any], list[str]] | None = None
+        self.expect("{")
+        while True:
+            key, _ = self.value()
+            if not isinstance(key, str):
+                raise _NotPlain
+            self.expect(":")
+            if key == "records":
+                found = self.array()  # a repeated key: the last wins, as with json.loads
+            else:
+                self.value()
+            if self.expect(",", "}") == "}":
+                break
+        self.skip()
+        if found is None or self.pos != len(self.text):
+            raise _NotPlain
+        return found
+
+
+def _split(body: bytes) -> tuple[list[Any], list[str]] | None:
+    try:
+        return _Scanner(body.decode("utf-8")).batch()
+    except (_NotPlain, UnicodeDecodeError):
+        return None
+
+
+def _record_problem(index: int, record: Any) -> str | None:
+    where = f"records[{index}]"
+    if not isinstance(record, dict):
+        return f"{where} is not a JSON object"
+    if not _REQUIRED.issubset(record.keys()):
+        missing = [key for key in REQUIRED_KEYS if key not in record]
+        return f"{where} is missing " + ", ".join(repr(key) for key in missing)
+    if not isinstance(record["id"], str) or not record["id"]:
+        return f"{where} has an 'id' that is not a non-empty string"
+    if not isinstance(record["trace_id"], str):
+        return f"{where} has a 'trace_id' that is not a string"
+    return None
+
+
+def _check(records: list[Any]) -> list[dict[str, Any]]:
+    for index, record in enumerate(records):
+        problem = _record_problem(index, record)
+        if problem is not None:
+            raise BadRequest(400, problem)
+    return records
+
+
+def _records_of(payload: Any) -> list[dict[str, Any]]:
+    if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
+        raise BadRequest(400, 'body must be a JSON object of the form {"records": [...]}')
+    return _check(payload["records"])
+
+
+def read_batch(body: bytes) -> tuple[list[dict[str, Any]], list[str] | None]:
+    """The validated records of an ingest body, with their JSON texts when cheaply available.
+
+    Raises BadRequest naming the first problem (bad JSON, wrong shape, a bad record).
+    """
+    split = _split(body)
+    if split is not None:
+        records, texts = split
+        return _check(records), texts
+    return _records_of(_parse(body)), None
+
+
+# ---------------------------------------------------------------- query parameters
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_LIMIT:
+        raise BadRequest(400, f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
+    return value
+
+
+def _optional(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    return value if value else None
+
+
+# ---------------------------------------------------------------- the app
+
+
+def create_app(
+    store: RecordStore,
+    api_keys: set[str] | None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> Starlette:
+    """The collector as an ASGI app over `store`; `api_keys=None` turns authentication off."""
+    keys = set(api_keys) if api_keys is not None else None
+
+    def accept(encoding: str, body: bytes) -> dict[str, int]:
+        records, texts = read_batch(_decode(encoding, body, max_body_bytes))
+        return {"accepted": len(records), "stored": store.add(records, texts=texts)}
+
+    async def ingest(request: Request) -> Response:
+        body = await _read_body(request, max_body_bytes)
+        encoding = request.headers.get("content-encoding", "")
+        # Inflating, parsing and storing a batch takes milliseconds; off the loop, other requests
+        # (health checks, queries) keep being answered meanwhile.
+        return JSONResponse(await run_in_threadpool(accept, encoding, body))
+
+    async def list_records(request: Request) -> Response:
+        found = await run_in_threadpool(
+            store.records,
+            trace_id=_optional(request, "trace_id"),
+            status=_optional(request, "status"),
+            limit=_limit(request),
+        )
+        return JSONResponse({"records": found})
+
+    async def list_traces(request: Request) -> Response:
+        found = await run_in_threadpool(store.traces, limit=_limit(request))
+        return JSONResponse({"traces": found})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    routes = [
+        Route("/v1/records", _authenticated(ingest, keys), methods=["POST"]),
+        Route("/v1/records", _authenticated(list_records, keys), methods=["GET"]),
+        Route("/v1/traces", _authenticated(list_traces, keys), methods=["GET"]),
+        # Open on purpose: load balancers and `curl` probes carry no key, and it reveals nothing.
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={BadRequest: _bad_request, HTTPException: _http_exception},
+    )
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BadRequest)
+    return _error(exc.status_code, exc.message)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    # Starlette's own 404/405 answers, as JSON like every other answer of the API.
+    assert isinstance(exc, HTTPException)
+    return _error(exc.status_code, exc.detail, exc.headers)
