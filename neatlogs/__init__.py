@@ -38,23 +38,34 @@ def init(
 
 def flush(timeout: float | None = None) -> bool:
     """Wait until every record so far is delivered to its endpoint; False if `timeout` ran out first."""
-    from ._export import flush_all
+    import time
 
-    return flush_all(timeout)
+    from ._export import flush_all
+    from ._export.otel import flush_all_otel
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delivered = flush_all(timeout)
+    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+    return flush_all_otel(remaining) and delivered
 
 
 def shutdown(timeout: float | None = None) -> None:
     """Flush (bounded by `timeout`) and stop the background exporter."""
     from ._export import shutdown_all
+    from ._export.otel import shutdown_all_otel
 
     shutdown_all(timeout)
+    shutdown_all_otel(timeout)
 
 
 def stats() -> dict[str, int]:
-    """Process-wide exporter counters: enqueued, sent, dropped, failed, retried, queue_size."""
+    """Process-wide exporter counters: enqueued, sent, dropped, failed, retried, queue_size (+ otel_*)."""
     from ._export import exporter_stats
+    from ._export.otel import otel_stats
 
-    return exporter_stats()
+    counters = dict(exporter_stats())
+    counters.update({f"otel_{name}": value for name, value in otel_stats().items()})
+    return counters
 
 
 def get_conversation_history(limit: int | None = None) -> list[dict[str, Any]]:
