@@ -60,6 +60,7 @@ def _reader(record: CallRecord) -> dict[str, Any]:
         "model": "gpt-test",
         "request": dict(record.request),
         "converted_on": threading.current_thread().name,
+        "converted_at": time.monotonic(),
     }
 
 
@@ -173,6 +174,18 @@ def test_no_thread_before_the_first_emit_then_exactly_one_per_endpoint(collector
         assert len(exporter_threads(collector)) == 1
         assert len(exporter_threads(other)) == 1
         assert exporter_sink(make_settings(collector)) is sink  # same endpoint and key: same queue
+
+
+def test_the_next_batch_is_prepared_while_the_collector_works_on_the_current_one(
+    collector: FakeCollector,
+) -> None:
+    collector.delay = 0.5
+    sink = exporter_sink(make_settings(collector, flush_interval=5.0))
+    for n in range(20):  # two full batches
+        sink.emit(make_record(n))
+    assert flush_all(5)
+    at = {r["request"]["n"]: r["converted_at"] for r in collector.records.values()}
+    assert min(at[n] for n in range(10, 20)) - min(at[n] for n in range(10)) < 0.4
 
 
 # ---- retries ----
@@ -506,6 +519,19 @@ def test_a_new_exporter_replays_the_spool_before_anything_is_recorded(
     assert flush_all(5)
     assert len(collector.ids()) == 10
     assert list(tmp_path.rglob("*.jsonl")) == []
+
+
+def test_shutdown_while_the_collector_is_slow_spools_the_sent_the_prepared_and_the_queued_batches(
+    collector: FakeCollector, tmp_path: Path
+) -> None:
+    collector.delay = 3.0
+    sink = exporter_sink(make_settings(collector, spool_dir=str(tmp_path), flush_interval=5.0))
+    for n in range(35):
+        sink.emit(make_record(n))
+    time.sleep(0.3)  # batch 1 is with the collector; batch 2 was prepared meanwhile; 15 wait in the queue
+    shutdown_all(timeout=0.1)
+    spooled = [json.loads(line) for f in tmp_path.rglob("*.jsonl") for line in f.read_text().splitlines()]
+    assert sorted(r["request"]["n"] for r in spooled) == list(range(35))
 
 
 def test_no_spool_when_no_spool_dir_is_set(collector: FakeCollector) -> None:

@@ -47,6 +47,11 @@ class _Stats:
             for name, n in counts.items():
                 self.counts[name] += n
 
+    def add_one_drop(self) -> None:
+        # The queue-full path of emit: as little work as a correct cross-thread count allows.
+        with self.lock:
+            self.counts["dropped"] += 1
+
     def snapshot(self) -> dict[str, int]:
         with self.lock:
             return dict(self.counts)
@@ -93,11 +98,13 @@ class Pipeline:
         self._start_lock = threading.Lock()
         self._wake = threading.Event()  # a full batch, a flush or a shutdown
         self._kick = threading.Event()  # flush or shutdown: cut a backoff sleep short
-        # Guards _taken/_done/_inflight/_abandoned; flush waits on it.
+        # Guards _taken/_done/_inflight/_ready/_abandoned; flush waits on it.
         self._settled = threading.Condition(threading.Lock())
         self._taken = 0  # records taken off the queue
         self._done = 0  # of those, records whose fate is settled (sent, failed, dropped or spooled)
-        self._inflight: list[Record] | None = None
+        self._inflight: list[Record] | None = None  # the batch being delivered
+        self._ready: tuple[list[Record], bytes] | None = None  # the next batch, converted and encoded
+        self._draining = False  # sending everything, partial batches included (flush or interval)
         self._abandoned = False  # shutdown took over what the worker held
         self._flush_due = False
         self._stop_at: float | None = None  # monotonic deadline once shutdown began
@@ -130,9 +137,9 @@ class Pipeline:
             log_internal_error("exporter emit")
 
     def _drop_on_emit(self) -> None:
-        _STATS.add(dropped=1)
-        if self._stop_at is None:
-            self._report(
+        _STATS.add_one_drop()
+        if self._stop_at is None and self._may_log("queue_full"):
+            self._log(
                 "queue_full",
                 f"the export queue for {self._endpoint} is full ({self.settings.max_queue_size} records); "
                 "dropping new records until the collector catches up",
@@ -193,8 +200,8 @@ class Pipeline:
         with self._settled:
             # The worker may be stuck in a slow request; from here on its results are ignored.
             self._abandoned = True
-            held = self._inflight or []
-            self._inflight = None
+            held = (self._inflight or []) + (self._ready[0] if self._ready is not None else [])
+            self._inflight = self._ready = None
             waiting = self._pop_all()
         converted = self._convert(waiting)
         if len(converted) < len(waiting):
@@ -223,20 +230,28 @@ class Pipeline:
         interval = self.settings.flush_interval
         next_flush = time.monotonic() + interval
         while True:
-            if self._stop_at is None and not self._flush_due and len(self._queue) < self._batch_size:
+            if self._stop_at is None and not self._flush_due and not self._full_batch_waiting():
                 self._wake.wait(max(0.0, next_flush - time.monotonic()))
             self._wake.clear()
             if self._stop_at is not None:
-                while self._queue and time.monotonic() < self._stop_at:
-                    self._send_batch()
+                while self._anything_waiting() and time.monotonic() < self._stop_at:
+                    self._send_next()
                 return  # finish_shutdown spools or drops the rest
-            if len(self._queue) >= self._batch_size:
-                self._send_batch()
+            if self._full_batch_waiting():
+                self._send_next()
             elif self._flush_due or time.monotonic() >= next_flush:
                 self._flush_due = False  # cleared first: a flush arriving mid-drain gets its own pass
-                while self._queue and self._stop_at is None:
-                    self._send_batch()
+                self._draining = True
+                while self._anything_waiting() and self._stop_at is None:
+                    self._send_next()
+                self._draining = False
                 next_flush = time.monotonic() + interval
+
+    def _full_batch_waiting(self) -> bool:
+        return self._ready is not None or len(self._queue) >= self._batch_size
+
+    def _anything_waiting(self) -> bool:
+        return self._ready is not None or bool(self._queue)
 
     def _pop_all(self) -> list[CallRecord]:
         # Caller holds _settled, so a flush never sees records that are in neither count.
@@ -245,19 +260,16 @@ class Pipeline:
         _STATS.add(taken=len(taken))
         return taken
 
-    def _send_batch(self) -> None:
+    def _send_next(self) -> None:
         with self._settled:
-            n = min(self._batch_size, len(self._queue))
-            records = [self._queue.popleft() for _ in range(n)]
-            self._taken += n
-        _STATS.add(taken=n)
-        batch = self._convert(records)
-        if len(batch) < n:
-            self._settle(n - len(batch), dropped=n - len(batch))
-        if not batch:
+            ready, self._ready = self._ready, None
+        if ready is None:
+            ready = self._take()
+        if ready is None:
             return
+        batch, body = ready
         try:
-            self._deliver(batch)
+            self._deliver(batch, body)
         except Exception:
             # A bug must not kill the worker or leave a flush waiting for records nobody holds.
             log_internal_error("exporter delivery")
@@ -266,6 +278,43 @@ class Pipeline:
                     return
                 self._inflight = None
             self._settle(len(batch), dropped=len(batch))
+
+    def _take(self) -> tuple[list[Record], bytes] | None:
+        """Take up to a batch off the queue, convert and encode it (None when nothing was left)."""
+        with self._settled:
+            n = min(self._batch_size, len(self._queue))
+            records = [self._queue.popleft() for _ in range(n)]
+            self._taken += n
+        if not n:
+            return None
+        _STATS.add(taken=n)
+        batch = self._convert(records)
+        if len(batch) < n:
+            self._settle(n - len(batch), dropped=n - len(batch))
+        if not batch:
+            return None
+        assert self._client is not None
+        return batch, self._client.encode(batch)
+
+    def _prepare_next(self) -> None:
+        """Runs while the collector works on the batch just sent: take and encode the next one."""
+        try:
+            if self._ready is not None or not self._queue:
+                return
+            finishing = self._draining or self._stop_at is not None
+            if len(self._queue) < self._batch_size and not finishing:
+                return  # a partial batch waits for more records or the flush interval
+            ready = self._take()
+            if ready is None:
+                return
+            with self._settled:
+                abandoned = self._abandoned
+                if not abandoned:
+                    self._ready = ready
+            if abandoned:
+                self._spool_or_drop(ready[0], "the exporter was shut down")
+        except Exception:
+            log_internal_error("preparing the next export batch")
 
     @staticmethod
     def _convert(records: list[CallRecord]) -> list[Record]:
@@ -277,14 +326,19 @@ class Pipeline:
                 log_internal_error("converting a record for export")
         return batch
 
-    def _deliver(self, batch: list[Record]) -> None:
+    def _deliver(self, batch: list[Record], body: bytes | None = None) -> None:
         assert self._client is not None
         now = time.monotonic()
         if now < self._auth_paused_until:
             self._settle(len(batch), failed=len(batch))
             return
         with self._settled:
-            self._inflight = batch
+            abandoned = self._abandoned
+            if not abandoned:
+                self._inflight = batch
+        if abandoned:  # shutdown took over while this batch was being prepared
+            self._spool_or_drop(batch, "the exporter was shut down")
+            return
         if self._stop_at is not None and now >= self._stop_at:
             result = Delivery(undelivered=batch)
         else:
@@ -297,6 +351,8 @@ class Pipeline:
                 ),
                 wait=self._backoff_wait,
                 report=self._report,
+                body=body,
+                while_waiting=self._prepare_next,
             )
         if result.auth_refused:
             self._auth_paused_until = time.monotonic() + _AUTH_PAUSE
@@ -383,13 +439,16 @@ class Pipeline:
                 self._settled.notify_all()
 
     def _report(self, kind: str, message: str) -> None:
-        """Log a problem at most once per kind per interval for this endpoint."""
-        now = time.monotonic()
+        """Log a problem at most once per kind per interval for this endpoint; repeats are not logged."""
+        if self._may_log(kind):
+            self._log(kind, message)
+
+    def _may_log(self, kind: str) -> bool:
         last = self._logged_at.get(kind)
-        if last is not None and now - last < _LOG_INTERVAL_BY_KIND.get(kind, _LOG_INTERVAL):
-            logger.debug("neatlogs exporter (repeated): %s", message)
-            return
-        self._logged_at[kind] = now
+        return last is None or time.monotonic() - last >= _LOG_INTERVAL_BY_KIND.get(kind, _LOG_INTERVAL)
+
+    def _log(self, kind: str, message: str) -> None:
+        self._logged_at[kind] = time.monotonic()
         logger.log(logging.ERROR if kind == "auth" else logging.WARNING, "neatlogs exporter: %s", message)
 
     def _after_fork_in_child(self) -> None:
