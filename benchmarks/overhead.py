@@ -35,7 +35,9 @@ def _bodies(chunks: int) -> tuple[bytes, bytes]:
         "object": "chat.completion",
         "created": 1,
         "model": "gpt-4o-mini-2024-07-18",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}
+        ],
         "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
     }
     events = []
@@ -73,7 +75,9 @@ def _clients(chunks: int) -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
         return handler(request)
 
     sync_client = openai.OpenAI(
-        api_key="sk-bench", base_url="http://bench.local/v1", http_client=httpx_mod.Client(transport=transport)
+        api_key="sk-bench",
+        base_url="http://bench.local/v1",
+        http_client=httpx_mod.Client(transport=transport),
     )
     async_client = openai.AsyncOpenAI(
         api_key="sk-bench",
@@ -105,7 +109,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--chunks", type=int, default=20)
-    parser.add_argument("--otel", action="store_true", help="also measure with an OpenTelemetry SDK installed")
+    parser.add_argument(
+        "--otel", action="store_true", help="also measure with an OpenTelemetry SDK installed"
+    )
     args = parser.parse_args()
 
     sync_client, async_client = _clients(args.chunks)
@@ -122,7 +128,9 @@ def main() -> None:
         return await async_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
 
     async def async_stream() -> Any:
-        stream = await async_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        stream = await async_client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
+        )
         async for _ in stream:
             pass
 

@@ -46,7 +46,16 @@ def main() -> None:
         for record in provider.get_conversation_history(limit=10):
             summary = {
                 key: record[key]
-                for key in ("operation", "model", "stream", "status", "usage", "cost_usd", "duration_ms", "ttft_ms")
+                for key in (
+                    "operation",
+                    "model",
+                    "stream",
+                    "status",
+                    "usage",
+                    "cost_usd",
+                    "duration_ms",
+                    "ttft_ms",
+                )
             }
             summary["completion"] = record["completion"]["content"] if record["completion"] else None
             print(json.dumps(summary, indent=2))

@@ -1,7 +1,7 @@
 """neatlogs: every LLM call your application makes, observable with one line.
 
-    import neatlogs
-    neatlogs.init(endpoint="http://127.0.0.1:7077", api_key="...", tags=["production"])
+import neatlogs
+neatlogs.init(endpoint="http://127.0.0.1:7077", api_key="...", tags=["production"])
 """
 
 from __future__ import annotations

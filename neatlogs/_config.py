@@ -1,4 +1,4 @@
-"""Argument checks for the public API: wrong input fails at the call that gave it, with a message that says how to fix it."""
+"""Argument checks for the public API: wrong input fails at the call that gave it, saying how to fix it."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ def check_tags(value: Any, name: str = "tags") -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a list of strings, not a single string; did you mean {name}=[{value!r}]?")
+        raise TypeError(
+            f"{name} must be a list of strings, not a single string; did you mean {name}=[{value!r}]?"
+        )
     if not isinstance(value, (list, tuple)):
         raise TypeError(f"{name} must be a list (or tuple) of strings, got {type(value).__name__}: {value!r}")
     tags: list[str] = []

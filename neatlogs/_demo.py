@@ -42,7 +42,9 @@ def _scenarios(client: Any, async_client: Any, fake: Any) -> list[tuple[str, Cal
         first = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER_TOOL])
         call = first.choices[0].message.tool_calls[0]
         messages.append(first.choices[0].message.model_dump(exclude_none=True))
-        messages.append({"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 18, "sky": "clear"}'})
+        messages.append(
+            {"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 18, "sky": "clear"}'}
+        )
         return client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER_TOOL])
 
     def async_chat() -> Any:
@@ -97,7 +99,7 @@ def _table(records: list[dict[str, Any]]) -> str:
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -122,7 +124,9 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"collector        {collector.url}  (SQLite: {db_path})")
         tracker = neatlogs.init(api_key=key, endpoint=collector.url, tags=["demo"], flush_interval=0.2)
         client = openai.OpenAI(base_url=fake.base_url, api_key="sk-demo-not-a-real-key", max_retries=0)
-        async_client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-demo-not-a-real-key", max_retries=0)
+        async_client = openai.AsyncOpenAI(
+            base_url=fake.base_url, api_key="sk-demo-not-a-real-key", max_retries=0
+        )
         scenarios = _scenarios(client, async_client, fake)
         print(f"\nmaking {calls} traced calls ...")
         for index in range(calls):

@@ -30,12 +30,16 @@ def test_calls_from_many_threads_are_all_recorded(provider: OpenAIProvider, clie
         assert record["prompt"][0]["content"] in record["completion"]["content"]
 
 
-async def test_concurrent_tasks_are_all_recorded(provider: OpenAIProvider, async_client: openai.AsyncOpenAI) -> None:
+async def test_concurrent_tasks_are_all_recorded(
+    provider: OpenAIProvider, async_client: openai.AsyncOpenAI
+) -> None:
     async def one(i: int, stream: bool) -> Any:
         messages = [{"role": "user", "content": f"task {i}"}]
         if not stream:
             return await async_client.chat.completions.create(model="gpt-4o-mini", messages=messages)
-        result = await async_client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+        result = await async_client.chat.completions.create(
+            model="gpt-4o-mini", messages=messages, stream=True
+        )
         return [c async for c in result]
 
     await asyncio.gather(*(one(i, stream=i % 2 == 0) for i in range(40)))

@@ -32,9 +32,9 @@ def _originals() -> list[Any]:
 def test_undo_override_restores_the_identical_functions(make_provider: Callable[..., OpenAIProvider]) -> None:
     before = _originals()
     provider = make_provider()
-    assert all(now is not then for now, then in zip(_originals(), before))
+    assert all(now is not then for now, then in zip(_originals(), before, strict=True))
     provider.undo_override()
-    assert all(now is then for now, then in zip(_originals(), before))
+    assert all(now is then for now, then in zip(_originals(), before, strict=True))
 
 
 def test_override_twice_records_once(provider: OpenAIProvider, client: openai.OpenAI) -> None:

@@ -111,13 +111,19 @@ def test_tool_calls_are_recorded(provider: OpenAIProvider, client: openai.OpenAI
     assert sdk_calls, "the fake server should answer with a tool call"
     assert record["finish_reason"] == "tool_calls"
     assert record["completion"]["tool_calls"] == [
-        {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+        {
+            "id": c.id,
+            "type": "function",
+            "function": {"name": c.function.name, "arguments": c.function.arguments},
+        }
         for c in sdk_calls
     ]
     assert record["request"]["tools"][0]["function"]["name"] == "get_weather"
 
 
-async def test_async_chat_call_is_recorded(provider: OpenAIProvider, async_client: openai.AsyncOpenAI) -> None:
+async def test_async_chat_call_is_recorded(
+    provider: OpenAIProvider, async_client: openai.AsyncOpenAI
+) -> None:
     result = await async_client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "async hello"}]
     )
@@ -173,7 +179,9 @@ def test_one_shot_iterable_messages_reach_the_api_and_the_record(
     assert fake_openai.requests[-1].json["messages"] == [{"role": "user", "content": "from a generator"}]
 
 
-def test_server_address_comes_from_the_client_base_url(provider: OpenAIProvider, client: openai.OpenAI) -> None:
+def test_server_address_comes_from_the_client_base_url(
+    provider: OpenAIProvider, client: openai.OpenAI
+) -> None:
     client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
 
     (record,) = provider.get_conversation_history()

@@ -61,7 +61,9 @@ def test_stream_without_include_usage_has_no_usage(provider: OpenAIProvider, cli
     assert record["usage"] is None and record["completion"]["content"]
 
 
-def test_parallel_tool_call_deltas_are_merged_per_index(provider: OpenAIProvider, client: openai.OpenAI) -> None:
+def test_parallel_tool_call_deltas_are_merged_per_index(
+    provider: OpenAIProvider, client: openai.OpenAI
+) -> None:
     messages = [{"role": "user", "content": "weather in Paris and in Rome?"}]
     calls: dict[int, dict[str, Any]] = {}
     for chunk in _stream(client, messages=messages, tools=[WEATHER_TOOL]):
@@ -76,7 +78,11 @@ def test_parallel_tool_call_deltas_are_merged_per_index(provider: OpenAIProvider
     assert len(calls) == 2, "the fake server answers two parallel tool calls"
     assert record["finish_reason"] == "tool_calls"
     assert record["completion"]["tool_calls"] == [
-        {"id": calls[i]["id"], "type": "function", "function": {"name": calls[i]["name"], "arguments": calls[i]["arguments"]}}
+        {
+            "id": calls[i]["id"],
+            "type": "function",
+            "function": {"name": calls[i]["name"], "arguments": calls[i]["arguments"]},
+        }
         for i in sorted(calls)
     ]
 
@@ -128,7 +134,9 @@ def test_with_block_read_to_the_end_is_success(provider: OpenAIProvider, client:
     assert record["status"] == "success"
 
 
-def test_close_finalises_once_and_closes_the_response(provider: OpenAIProvider, client: openai.OpenAI) -> None:
+def test_close_finalises_once_and_closes_the_response(
+    provider: OpenAIProvider, client: openai.OpenAI
+) -> None:
     stream = _stream(client, extra_headers=CHUNKS)
     next(stream)
     stream.close()
@@ -268,13 +276,17 @@ def test_legacy_completion_stream_is_merged(provider: OpenAIProvider, client: op
     text = "".join(c.choices[0].text for c in stream if c.choices)
 
     (record,) = provider.get_conversation_history()
-    assert record["operation"] == "completion" and record["completion"] == text and record["status"] == "success"
+    assert (
+        record["operation"] == "completion" and record["completion"] == text and record["status"] == "success"
+    )
 
 
 async def test_async_legacy_completion_stream_is_merged(
     provider: OpenAIProvider, async_client: openai.AsyncOpenAI
 ) -> None:
-    stream = await async_client.completions.create(model="gpt-3.5-turbo-instruct", prompt="count", stream=True)
+    stream = await async_client.completions.create(
+        model="gpt-3.5-turbo-instruct", prompt="count", stream=True
+    )
     text = "".join([c.choices[0].text async for c in stream if c.choices])
 
     (record,) = provider.get_conversation_history()

@@ -36,7 +36,7 @@ def _status_for(exc: BaseException) -> str:
     return "incomplete" if isinstance(exc, GeneratorExit) else "error"
 
 
-class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
+class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     """A sync stream proxy; `isinstance(proxy, openai.Stream)` still holds."""
 
     def __init__(self, wrapped: Any, record: CallRecord, finish: Finish) -> None:
@@ -85,7 +85,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             _finalise(record, self._self_finish, "incomplete", None)
 
 
-class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
+class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     """An async stream proxy; `isinstance(proxy, openai.AsyncStream)` still holds."""
 
     def __init__(self, wrapped: Any, record: CallRecord, finish: Finish) -> None:
