@@ -221,6 +221,14 @@ def test_503_and_429_are_retried_with_backoff_then_delivered(collector: FakeColl
     assert delta(before, "dropped") == 0
 
 
+def test_a_zero_retry_deadline_sends_once_with_the_full_socket_timeout(collector: FakeCollector) -> None:
+    collector.delay = 0.3
+    sink = exporter_sink(make_settings(collector, retry_deadline=0))
+    sink.emit(make_record(1))
+    assert flush_all(5)
+    assert len(collector.ids()) == 1
+
+
 def test_retry_after_seconds_is_waited_for(collector: FakeCollector) -> None:
     collector.fail_next(1, 429, retry_after="1")
     sink = exporter_sink(make_settings(collector))

@@ -60,6 +60,10 @@ class _Stats:
 _STATS = _Stats()
 
 
+def _records(n: int) -> str:
+    return f"{n} record" if n == 1 else f"{n} records"
+
+
 def _no_deadline() -> float:
     return float("inf")
 
@@ -155,6 +159,9 @@ class Pipeline:
             with self._settled:
                 self._replaying = True
             self._start()
+            if self._thread is None:  # could not start: nothing will replay, so nobody should wait
+                with self._settled:
+                    self._replaying = False
 
     def _start(self) -> None:
         with self._start_lock:
@@ -215,7 +222,8 @@ class Pipeline:
     def _run(self) -> None:
         try:
             self._client = IngestClient(self._endpoint, self.settings.api_key)
-            self._replay_spool()
+            if self._spool_due:
+                self._replay_spool()
             self._loop()
         except Exception:
             log_internal_error("exporter worker")
@@ -353,6 +361,7 @@ class Pipeline:
                 report=self._report,
                 body=body,
                 while_waiting=self._prepare_next,
+                cutoff=self._stop_deadline,
             )
         if result.auth_refused:
             self._auth_paused_until = time.monotonic() + _AUTH_PAUSE
@@ -371,6 +380,9 @@ class Pipeline:
         )  # fmt: skip
         if result.sent and self._spool_due and self._stop_at is None:
             self._replay_spool()  # the collector is answering again: send what earlier batches left
+
+    def _stop_deadline(self) -> float:
+        return float("inf") if self._stop_at is None else self._stop_at
 
     def _backoff_wait(self, seconds: float) -> None:
         # An Event, not time.sleep: flush and shutdown cut the wait short. Cleared after each wait so
@@ -392,7 +404,9 @@ class Pipeline:
         """Spool `records` if a spool is configured; returns (spooled, dropped)."""
         n = len(records)
         if self._spool is None:
-            self._report("dropped", f"dropped {n} records for {self._endpoint} after {reason} (no spool_dir)")
+            self._report(
+                "dropped", f"dropped {_records(n)} for {self._endpoint} after {reason} (no spool_dir)"
+            )
             return 0, n
         try:
             stored = self._spool.write(records)
@@ -400,10 +414,10 @@ class Pipeline:
             self._report("spool_error", f"could not write the spool in {self._spool.root}: {exc}")
             return 0, n
         if not stored:
-            self._report("spool_full", f"the spool in {self._spool.root} is full; dropped {n} records")
+            self._report("spool_full", f"the spool in {self._spool.root} is full; dropped {_records(n)}")
             return 0, n
         self._spool_due = True
-        self._report("spooled", f"spooled {n} records for {self._endpoint} after {reason}")
+        self._report("spooled", f"spooled {_records(n)} for {self._endpoint} after {reason}")
         return n, 0
 
     def _replay_spool(self) -> None:
@@ -423,7 +437,12 @@ class Pipeline:
                     self._report("spool_error", f"could not read spooled batch {path}: {exc}")
                     continue
                 result = client.deliver(
-                    records, deadline=_no_deadline, wait=self._backoff_wait, report=self._report, retry=False
+                    records,
+                    deadline=_no_deadline,
+                    wait=self._backoff_wait,
+                    report=self._report,
+                    retry=False,
+                    cutoff=self._stop_deadline,
                 )
                 if result.undelivered or result.auth_refused:
                     # Left on disk for a later attempt: after the next good batch, or the next process.
@@ -456,6 +475,7 @@ class Pipeline:
         # locks (one may have been held at fork time), thread and HTTP session.
         closed = self._stop_at is not None
         self._reset()
+        self._spool_due = False  # the parent replays the spool; the child only once it spools itself
         if closed:
             self._stop_at = time.monotonic()
 

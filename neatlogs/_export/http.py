@@ -29,7 +29,7 @@ _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 30.0
 # (connect, read) timeouts; the connect one is a little over a multiple of 3 s, the TCP retransmit window.
 _TIMEOUT = (3.05, 10.0)
-# Never wait less than this for a socket, even when the deadline is nearly spent.
+# Never wait less than this for a socket, even when shutdown's deadline is nearly spent.
 _MIN_TIMEOUT = 0.1
 # Level 1 compresses JSON records about 5-8x at a fraction of level 9's CPU cost.
 _GZIP_LEVEL = 1
@@ -187,6 +187,7 @@ class IngestClient:
         retry: bool = True,
         body: bytes | None = None,
         while_waiting: Callable[[], None] | None = None,
+        cutoff: Callable[[], float] | None = None,
     ) -> Delivery:
         """Send `records`, retrying until `deadline()` (a monotonic time); always makes one attempt.
 
@@ -194,7 +195,8 @@ class IngestClient:
         then retried at once, against the possibly shortened deadline. With `retry=False` the first
         retriable failure leaves the rest undelivered. `body` is `self.encode(records)` if already
         made; `while_waiting()` runs once, after the first request's body is sent and before its
-        answer is read.
+        answer is read. `cutoff()`, if given, is when any request must be over (shutdown): socket
+        timeouts shrink to fit it.
         """
         out = Delivery()
         # Chunks still to send, in order, each with its encoded body once known (reused on retry).
@@ -204,7 +206,7 @@ class IngestClient:
             chunk, chunk_body = pending.popleft()
             if chunk_body is None:
                 chunk_body = encode(chunk, self._sdk)
-            answer, message, retry_after = self._post(chunk_body, deadline(), while_waiting)
+            answer, message, retry_after = self._post(chunk_body, cutoff() if cutoff else None, while_waiting)
             while_waiting = None
             if answer is _Answer.OK:
                 out.sent += len(chunk)
@@ -237,10 +239,12 @@ class IngestClient:
         return out
 
     def _post(
-        self, body: bytes, deadline: float, while_waiting: Callable[[], None] | None
+        self, body: bytes, cutoff: float | None, while_waiting: Callable[[], None] | None
     ) -> tuple[_Answer, str, float | None]:
-        remaining = max(_MIN_TIMEOUT, deadline - time.monotonic())
-        timeout = (min(_TIMEOUT[0], remaining), min(_TIMEOUT[1], remaining))
+        timeout = _TIMEOUT
+        if cutoff is not None:
+            remaining = max(_MIN_TIMEOUT, cutoff - time.monotonic())
+            timeout = (min(_TIMEOUT[0], remaining), min(_TIMEOUT[1], remaining))
         data = body if while_waiting is None else _BodyThenWork(body, while_waiting)
         try:
             with suppressed_instrumentation():
