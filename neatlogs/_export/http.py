@@ -227,7 +227,9 @@ class IngestClient:
                 out.failed += len(chunk)
                 report("refused", f"the collector refused a batch of {len(chunk)} records: {message}")
             else:
-                delay = retry_after if retry_after is not None else backoff_delay(attempt)
+                # At least what Retry-After asks, and never less than the backoff: "Retry-After: 0"
+                # from a struggling collector must not turn into a retry storm.
+                delay = max(retry_after or 0.0, backoff_delay(attempt))
                 attempt += 1
                 report("unavailable", message)
                 if not retry or time.monotonic() + delay >= deadline():
