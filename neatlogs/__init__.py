@@ -10,10 +10,20 @@ import threading
 from typing import Any
 
 from ._config import check_optional_limit
+from ._context import trace
 from .llm import LLMTracker
 
 __version__ = "0.1.0"
-__all__ = ["LLMTracker", "__version__", "flush", "get_conversation_history", "init", "shutdown", "stats"]
+__all__ = [
+    "LLMTracker",
+    "__version__",
+    "flush",
+    "get_conversation_history",
+    "init",
+    "shutdown",
+    "stats",
+    "trace",
+]
 
 _default_tracker: LLMTracker | None = None
 _init_lock = threading.Lock()

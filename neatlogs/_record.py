@@ -56,6 +56,7 @@ class CallRecord:
         "reader",
         "request",
         "response",
+        "scope",
         "started_ns",
         "status",
         "stream",
@@ -93,6 +94,7 @@ class CallRecord:
         self.trace_id = ""
         self.tags: tuple[str, ...] = ()
         self.context: Any = None
+        self.scope: tuple[str | None, tuple[str, ...]] | None = None  # from `neatlogs.trace(...)`
         self._dict: dict[str, Any] | None = None
 
     def copy(self) -> CallRecord:

@@ -30,8 +30,13 @@ class Recorder:
         return self.client is None or self.client is client
 
     def deliver(self, record: CallRecord) -> None:
-        record.trace_id = self.trace_id
-        record.tags = self.tags
+        scope = record.scope
+        if scope is None:
+            record.trace_id = self.trace_id
+            record.tags = self.tags
+        else:
+            record.trace_id = scope[0] or self.trace_id
+            record.tags = self.tags + tuple(t for t in scope[1] if t not in self.tags)
         for sink in self.sinks:
             try:
                 sink.emit(record)

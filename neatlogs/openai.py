@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ._context import CURRENT_SCOPE
 from ._log import log_internal_error
 from ._patch.openai import OPENAI_PATCHES, read_chat, read_completion, snapshot_kwargs
 from ._provider import Instrumentation
@@ -48,6 +49,7 @@ class OpenAIProvider(Instrumentation):
                 request,
                 bool(request.get("stream")),
             )
+            record.scope = CURRENT_SCOPE.get()
             record.t_end = time.perf_counter_ns()
             record.finished = True
             record.status = "error"

@@ -9,6 +9,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
+from .._context import CURRENT_SCOPE
 from .._log import log_internal_error
 from .._record import CallRecord, Reader
 from .._recorder import dispatch
@@ -47,6 +48,7 @@ def _begin(kind: CallKind, instance: Any, kwargs: dict[str, Any]) -> tuple[CallR
             kind.provider, kind.operation, kind.reader, request, bool(kwargs.get("stream")), client
         )
         record.context = current  # the parent of this call's span, whichever thread exports it
+        record.scope = CURRENT_SCOPE.get()
         return record, client
     except Exception:
         log_internal_error(f"starting a {kind.provider} {kind.operation} record")

@@ -43,6 +43,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         super().__init__(wrapped)
         self._self_record = record
         self._self_finish = finish
+        self._self_next = wrapped.__next__  # bound once: this runs for every chunk
 
     def __iter__(self) -> TracedStream:
         return self
@@ -50,7 +51,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     def __next__(self) -> Any:
         record = self._self_record
         try:
-            chunk = self.__wrapped__.__next__()
+            chunk = self._self_next()
         except StopIteration:
             _finalise(record, self._self_finish, "success", None)
             raise
@@ -92,6 +93,7 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         super().__init__(wrapped)
         self._self_record = record
         self._self_finish = finish
+        self._self_anext = wrapped.__anext__  # bound once: this runs for every chunk
 
     def __aiter__(self) -> TracedAsyncStream:
         return self
@@ -99,7 +101,7 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     async def __anext__(self) -> Any:
         record = self._self_record
         try:
-            chunk = await self.__wrapped__.__anext__()
+            chunk = await self._self_anext()
         except StopAsyncIteration:
             _finalise(record, self._self_finish, "success", None)
             raise
