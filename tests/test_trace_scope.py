@@ -1,4 +1,4 @@
-"""`neatlogs.trace(...)` gives the calls of one block (one conversation, one request) their own trace id and tags."""
+"""`neatlogs.trace(...)` gives the calls of one block (a conversation, a request) their own trace id and tags."""
 
 from __future__ import annotations
 
