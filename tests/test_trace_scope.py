@@ -1,4 +1,4 @@
-"""`neatlogs.trace(...)` gives the calls of one block (a conversation, a request) their own trace id and tags."""
+"""`neatlogs.trace(...)`: the calls of one block (a conversation, a request) get its trace id and tags."""
 
 from __future__ import annotations
 
