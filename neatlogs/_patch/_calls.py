@@ -9,7 +9,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from .._context import CURRENT_SCOPE
+from .._context import CURRENT_SCOPE, IN_TRACED_CALL
 from .._log import log_internal_error
 from .._record import CallRecord, Reader
 from .._recorder import dispatch
@@ -38,6 +38,8 @@ _SUPPRESS_KEY = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
 
 
 def _begin(kind: CallKind, instance: Any, kwargs: dict[str, Any]) -> tuple[CallRecord, Any] | None:
+    if IN_TRACED_CALL.get():
+        return None  # made by a call that is itself traced (LiteLLM -> OpenAI, a helper -> create)
     try:
         current = otel_context.get_current()
         if _SUPPRESS_KEY is not None and current.get(_SUPPRESS_KEY):
@@ -101,11 +103,14 @@ def sync_wrapper(kind: CallKind) -> Callable[[PatchSet], Callable[..., Any]]:
             if begun is None:
                 return wrapped(*args, **kwargs)
             record, client = begun
+            token = IN_TRACED_CALL.set(True)
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
                 _fail(patch, client, record, exc)
                 raise
+            finally:
+                IN_TRACED_CALL.reset(token)
             return _complete(patch, kind, client, record, result)
 
         return wrapper
@@ -117,12 +122,15 @@ def async_wrapper(kind: CallKind) -> Callable[[PatchSet], Callable[..., Any]]:
     """A wrapt wrapper factory for an `async def` SDK method."""
 
     def factory(patch: PatchSet) -> Callable[..., Any]:
-        async def traced(call: Any, client: Any, record: CallRecord) -> Any:
+        async def traced(wrapped: Any, args: Any, kwargs: Any, client: Any, record: CallRecord) -> Any:
+            token = IN_TRACED_CALL.set(True)
             try:
-                result = await call
+                result = await wrapped(*args, **kwargs)
             except BaseException as exc:  # asyncio cancellation too: the call is still recorded
                 _fail(patch, client, record, exc)
                 raise
+            finally:
+                IN_TRACED_CALL.reset(token)
             return _complete(patch, kind, client, record, result)
 
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -132,8 +140,7 @@ def async_wrapper(kind: CallKind) -> Callable[[PatchSet], Callable[..., Any]]:
             if begun is None:
                 return wrapped(*args, **kwargs)
             record, client = begun
-            # The SDK's coroutine is created now, as it would be untraced; it is awaited by `traced`.
-            return traced(wrapped(*args, **kwargs), client, record)
+            return traced(wrapped, args, kwargs, client, record)
 
         return wrapper
 
