@@ -12,7 +12,7 @@ from ._config import check_tags, check_trace_id
 # (trace id or None, extra tags) for calls made inside `neatlogs.trace(...)`.
 Scope = tuple[str | None, tuple[str, ...]]
 CURRENT_SCOPE: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("neatlogs_scope", default=None)
-# True while a traced call runs: calls it makes itself (LiteLLM calling the OpenAI SDK) are not recorded twice.
+# True while a traced call runs: calls it makes itself (LiteLLM calling OpenAI) are not recorded twice.
 IN_TRACED_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "neatlogs_in_traced_call", default=False
 )
