@@ -436,6 +436,9 @@ class Pipeline:
                 except OSError as exc:
                     self._report("spool_error", f"could not read spooled batch {path}: {exc}")
                     continue
+                if not records:  # nothing parseable left in it
+                    spool.remove(path)
+                    continue
                 result = client.deliver(
                     records,
                     deadline=_no_deadline,
