@@ -14,6 +14,10 @@ Replies are deterministic:
   none; only the first when ``parallel_tool_calls`` is false); otherwise ``tool_choice="required"``
   calls the first tool. Arguments are ``{<first parameter name>: <city or user text>}``.
 - legacy completions and responses: ``"Echo: <prompt or last user input text>"``.
+- responses with function ``tools``: the same rules as chat tool calls pick ``function_call`` output
+  items (streamed as ``response.function_call_arguments.delta`` events) instead of text.
+- Azure OpenAI paths (``/openai/deployments/{name}/chat/completions?api-version=...``, ``/openai/v1/...``)
+  are served like ``/v1/...``.
 - tokens: :func:`count_tokens` (whitespace-separated words); ``total = prompt + completion``.
   ``max_tokens`` / ``max_completion_tokens`` / ``max_output_tokens`` cut the text to that many words
   (finish_reason ``"length"``, or status ``"incomplete"`` for responses).
@@ -345,7 +349,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(failure.status, failure.message, retry_after=failure.retry_after)
             return
 
-        path = urlsplit(self.path).path.rstrip("/")
+        path = _AZURE_PREFIX.sub("/v1", urlsplit(self.path).path.rstrip("/"))
         route = _ROUTES.get((self.command, path))
         if route is None:
             self._send_error(404, f"Invalid URL ({self.command} {path})", code="unknown_url")
@@ -865,12 +869,44 @@ def _responses_input_text(value: Any) -> str:
     return ""
 
 
+def _responses_tool_calls(body: JSON, user_text: str) -> list[JSON]:
+    # The Responses API flattens function tools and named tool choices; reuse the chat rules on them.
+    tools = [
+        {"type": "function", "function": {"name": tool["name"], "parameters": tool.get("parameters") or {}}}
+        for tool in body.get("tools") or []
+        if isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("name"), str)
+    ]
+    choice = body.get("tool_choice", "auto")
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        choice = {"type": "function", "function": {"name": choice.get("name")}}
+    after_tool = isinstance(body.get("input"), list) and any(
+        isinstance(item, dict) and item.get("type") == "function_call_output" for item in body["input"][-1:]
+    )
+    if after_tool:
+        return []
+    parallel = body.get("parallel_tool_calls")
+    chat_body = {"tools": tools, "tool_choice": choice, "parallel_tool_calls": parallel}
+    return [
+        {
+            "id": _new_id("fc_", 32),
+            "type": "function_call",
+            "status": "completed",
+            "call_id": call["id"],
+            "name": call["function"]["name"],
+            "arguments": call["function"]["arguments"],
+        }
+        for call in _auto_tool_calls(chat_body, user_text)
+    ]
+
+
 def _responses(fake: FakeOpenAI, body: JSON, control: _Control) -> JSON | list[_Event]:
     model = _require(body, "model", str)
     user_text = _responses_input_text(body.get("input"))
+    calls = _responses_tool_calls(body, user_text)
     text, cut = _truncate("Echo: " + user_text, _limit(body, "max_output_tokens"))
     input_tokens = count_tokens(user_text) + count_tokens(body.get("instructions") or "")
-    output_tokens = count_tokens(text)
+    output_tokens = sum(count_tokens(f"{c['name']} {c['arguments']}") for c in calls) or count_tokens(text)
+    cut = cut and not calls
     message_id = _new_id("msg_", 32)
     part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
     message = {
@@ -880,6 +916,7 @@ def _responses(fake: FakeOpenAI, body: JSON, control: _Control) -> JSON | list[_
         "role": "assistant",
         "content": [part],
     }
+    output: list[JSON] = calls or [message]
     created = time.time()
     response: JSON = {
         "id": _new_id("resp_", 32),
@@ -894,7 +931,7 @@ def _responses(fake: FakeOpenAI, body: JSON, control: _Control) -> JSON | list[_
         "max_output_tokens": body.get("max_output_tokens"),
         "max_tool_calls": None,
         "model": model,
-        "output": [message],
+        "output": output,
         "parallel_tool_calls": True,
         "previous_response_id": body.get("previous_response_id"),
         "reasoning": {"effort": None, "summary": None},
@@ -922,33 +959,54 @@ def _responses(fake: FakeOpenAI, body: JSON, control: _Control) -> JSON | list[_
 
     pending = {**response, "status": "in_progress", "completed_at": None, "output": [], "usage": None}
     pending["incomplete_details"] = None
-    location = {"item_id": message_id, "output_index": 0, "content_index": 0}
     steps: list[JSON] = [
         {"type": "response.created", "response": pending},
         {"type": "response.in_progress", "response": pending},
-        {
-            "type": "response.output_item.added",
-            "output_index": 0,
-            "item": {**message, "status": "in_progress", "content": []},
-        },
-        {"type": "response.content_part.added", **location, "part": {**part, "text": ""}},
     ]
-    steps += [
-        {"type": "response.output_text.delta", **location, "delta": piece, "logprobs": []}
-        for piece in _split(text, control.chunks)
-    ]
-    steps += [
-        {"type": "response.output_text.done", **location, "text": text, "logprobs": []},
-        {"type": "response.content_part.done", **location, "part": part},
-        {"type": "response.output_item.done", "output_index": 0, "item": message},
-        {"type": "response.incomplete" if cut else "response.completed", "response": response},
-    ]
+    for index, call in enumerate(calls):
+        where = {"item_id": call["id"], "output_index": index}
+        steps.append(
+            {
+                "type": "response.output_item.added",
+                "output_index": index,
+                "item": {**call, "arguments": "", "status": "in_progress"},
+            }
+        )
+        steps += [
+            {"type": "response.function_call_arguments.delta", **where, "delta": piece}
+            for piece in _split(call["arguments"], control.chunks)
+        ]
+        done = {"type": "response.function_call_arguments.done", **where, "arguments": call["arguments"]}
+        steps.append(done)
+        steps.append({"type": "response.output_item.done", "output_index": index, "item": call})
+    if not calls:
+        location = {"item_id": message_id, "output_index": 0, "content_index": 0}
+        steps += [
+            {
+                "type": "response.output_item.added",
+                "output_index": 0,
+                "item": {**message, "status": "in_progress", "content": []},
+            },
+            {"type": "response.content_part.added", **location, "part": {**part, "text": ""}},
+        ]
+        steps += [
+            {"type": "response.output_text.delta", **location, "delta": piece, "logprobs": []}
+            for piece in _split(text, control.chunks)
+        ]
+        steps += [
+            {"type": "response.output_text.done", **location, "text": text, "logprobs": []},
+            {"type": "response.content_part.done", **location, "part": part},
+            {"type": "response.output_item.done", "output_index": 0, "item": message},
+        ]
+    steps.append({"type": "response.incomplete" if cut else "response.completed", "response": response})
     return [
         (step["type"], json.dumps({**step, "sequence_number": number})) for number, step in enumerate(steps)
     ]
 
 
 _Route = Callable[[FakeOpenAI, JSON, _Control], "JSON | list[_Event]"]
+# Azure OpenAI's paths (`/openai/deployments/{name}/...`, `/openai/v1/...`, `/openai/...`) serve the same API.
+_AZURE_PREFIX = re.compile(r"^/openai(?:/deployments/[^/]+|/v1)?(?=/)")
 
 _ROUTES: dict[tuple[str, str], _Route] = {
     ("POST", "/v1/chat/completions"): _chat,
