@@ -3,18 +3,30 @@
 One process, the SDK on an in-process mock transport (no sockets), the same calls made
 uninstrumented and instrumented in alternating rounds; medians of the per-call time.
 
-    python benchmarks/overhead.py [--calls 300] [--rounds 7] [--chunks 20]
+    python benchmarks/overhead.py [--calls 300] [--rounds 7] [--chunks 20] [--otel] [--exporter]
+
+Rows: the default setup (history only, no endpoint), `--otel` (an OpenTelemetry SDK installed and the
+OTel sink on), `--exporter` (an endpoint set: records shipped to `neatlogs serve` running in another
+process). The background threads of the last two share the interpreter with the caller, so their work
+shows up here too.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
+import os
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import openai
@@ -87,19 +99,50 @@ def _clients(chunks: int) -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
     return sync_client, async_client
 
 
-def _time_sync(fn: Callable[[], Any], calls: int) -> float:
-    start = time.perf_counter_ns()
+@contextlib.contextmanager
+def _collector_process() -> Iterator[str]:
+    """`neatlogs serve` in its own process, so its work does not share this interpreter."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "neatlogs", "serve", "--no-auth", "--port", str(port)]
+        process = subprocess.Popen(
+            [*command, "--db", os.path.join(tmp, "bench.db")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(100):
+                with contextlib.suppress(OSError):
+                    urllib.request.urlopen(url + "/healthz", timeout=1).close()
+                    break
+                time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+# (wall-clock µs per call, the calling thread's CPU µs per call). CPU time of the calling thread is
+# what neatlogs adds on the caller's path and is far less disturbed by other load on the machine.
+Timing = tuple[float, float]
+
+
+def _time_sync(fn: Callable[[], Any], calls: int) -> Timing:
+    wall, cpu = time.perf_counter_ns(), time.thread_time_ns()
     for _ in range(calls):
         fn()
-    return (time.perf_counter_ns() - start) / calls / 1000
+    return (time.perf_counter_ns() - wall) / calls / 1000, (time.thread_time_ns() - cpu) / calls / 1000
 
 
-def _time_async(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any], calls: int) -> float:
-    async def run() -> float:
-        start = time.perf_counter_ns()
+def _time_async(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any], calls: int) -> Timing:
+    async def run() -> Timing:
+        wall, cpu = time.perf_counter_ns(), time.thread_time_ns()
         for _ in range(calls):
             await fn()
-        return (time.perf_counter_ns() - start) / calls / 1000
+        return (time.perf_counter_ns() - wall) / calls / 1000, (time.thread_time_ns() - cpu) / calls / 1000
 
     return loop.run_until_complete(run())
 
@@ -112,7 +155,16 @@ def main() -> None:
     parser.add_argument(
         "--otel", action="store_true", help="also measure with an OpenTelemetry SDK installed"
     )
+    parser.add_argument(
+        "--exporter", action="store_true", help="also measure with records shipped to a collector"
+    )
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(_collector_process()) if args.exporter else None
+        _run(args, endpoint)
+
+
+def _run(args: argparse.Namespace, endpoint: str | None) -> None:
 
     sync_client, async_client = _clients(args.chunks)
     loop = asyncio.new_event_loop()
@@ -134,13 +186,15 @@ def main() -> None:
         async for _ in stream:
             pass
 
-    cases: list[tuple[str, Callable[[int], float]]] = [
+    cases: list[tuple[str, Callable[[int], Timing]]] = [
         ("sync", lambda n: _time_sync(sync_call, n)),
         ("async", lambda n: _time_async(loop, async_call, n)),
         (f"sync stream ({args.chunks} chunks)", lambda n: _time_sync(sync_stream, n)),
         (f"async stream ({args.chunks} chunks)", lambda n: _time_async(loop, async_stream, n)),
     ]
-    setups: list[tuple[str, dict[str, Any]]] = [("neatlogs (history, no endpoint)", {"otel": False})]
+    setups: list[tuple[str, dict[str, Any]]] = [
+        ("history only (no endpoint)", {"otel": False}),
+    ]
     if args.otel:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -148,21 +202,23 @@ def main() -> None:
 
         tracer_provider = TracerProvider()
         tracer_provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
-        setups.append(("neatlogs + OTel sink on", {"otel": True, "tracer_provider": tracer_provider}))
+        setups.append(("OTel sink on (SDK installed)", {"otel": True, "tracer_provider": tracer_provider}))
+    if endpoint:
+        setups.append(("exporter on (collector process)", {"otel": False, "endpoint": endpoint}))
 
     print(f"openai {openai.__version__}, {args.calls} calls x {args.rounds} rounds, medians")
     print()
-    print("| setup | call | untraced µs | traced µs | added µs | ratio |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| setup | call | untraced µs | traced µs | added µs | ratio | caller CPU added µs | CPU ratio |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for setup_name, options in setups:
-        provider = OpenAIProvider(trace_id="bench", history_size=1000, **options)
+        provider = OpenAIProvider(trace_id="bench", **options)
         for name, run in cases:
             run(args.calls // 5)  # warm up both paths
             provider.override()
             run(args.calls // 5)
             provider.undo_override()
-            plain: list[float] = []
-            traced: list[float] = []
+            plain: list[Timing] = []
+            traced: list[Timing] = []
             for _ in range(args.rounds):
                 gc.collect()
                 plain.append(run(args.calls))
@@ -170,11 +226,22 @@ def main() -> None:
                 gc.collect()
                 traced.append(run(args.calls))
                 provider.undo_override()
-            base, with_neatlogs = statistics.median(plain), statistics.median(traced)
+            base, with_neatlogs = (statistics.median(t[0] for t in runs) for runs in (plain, traced))
+            base_cpu, cpu = (statistics.median(t[1] for t in runs) for runs in (plain, traced))
             print(
                 f"| {setup_name} | {name} | {base:.1f} | {with_neatlogs:.1f} | "
-                f"{with_neatlogs - base:+.1f} | {with_neatlogs / base:.3f} |"
+                f"{with_neatlogs - base:+.1f} | {with_neatlogs / base:.3f} | "
+                f"{cpu - base_cpu:+.1f} | {cpu / base_cpu:.3f} |"
             )
+    if endpoint:
+        import neatlogs
+
+        neatlogs.flush(timeout=30)
+        counters = neatlogs.stats()
+        print(
+            f"\nexporter: sent {counters['sent']}, dropped {counters['dropped']}, failed {counters['failed']}"
+        )
+    loop.run_until_complete(loop.shutdown_asyncgens())
     loop.close()
 
 
