@@ -14,6 +14,8 @@ Replies are deterministic:
   none; only the first when ``parallel_tool_calls`` is false); otherwise ``tool_choice="required"``
   calls the first tool. Arguments are ``{<first parameter name>: <city or user text>}``.
 - legacy completions and responses: ``"Echo: <prompt or last user input text>"``.
+- structured outputs (chat ``response_format`` / responses ``text.format`` of type ``json_schema``): JSON
+  that fits the schema, every string being the echo text (``json_object``: ``{"text": <echo>}``).
 - responses with function ``tools``: the same rules as chat tool calls pick ``function_call`` output
   items (streamed as ``response.function_call_arguments.delta`` events) instead of text.
 - Azure OpenAI paths (``/openai/deployments/{name}/chat/completions?api-version=...``, ``/openai/v1/...``)
@@ -542,6 +544,54 @@ def _normalise_tool_call(call: dict[str, Any]) -> JSON:
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
+# ---- structured outputs ----------------------------------------------------------------------------
+
+
+def _sample(schema: Any, text: str, defs: JSON) -> Any:
+    """A value that fits a JSON schema: strings are `text`, numbers 0, lists empty, objects filled in."""
+    if not isinstance(schema, dict):
+        return text
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _sample(defs.get(ref[len("#/$defs/") :]), text, defs)
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(options, list) and options:
+        return _sample(options[0], text, defs)
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        return {name: _sample(sub, text, defs) for name, sub in properties.items()}
+    if kind == "array":
+        return []
+    if kind in ("integer", "number"):
+        return 0
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    return text
+
+
+def _structured(response_format: Any, text: str) -> str:
+    """The answer text: JSON that fits the schema when a `json_schema` format is asked for."""
+    if not isinstance(response_format, dict):
+        return text
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return json.dumps({"text": text})
+    if kind != "json_schema":
+        return text
+    # Chat nests the schema under "json_schema"; the Responses API's text.format carries it flat.
+    spec = response_format.get("json_schema") if "json_schema" in response_format else response_format
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    defs = schema.get("$defs") or {} if isinstance(schema, dict) else {}
+    return json.dumps(_sample(schema, text, defs))
+
+
 # ---- chat completions ------------------------------------------------------------------------------
 
 
@@ -616,7 +666,7 @@ def _plan_chat(body: JSON, script: _Script | None) -> list[_Choice]:
     elif tool_results:
         content = "According to the tool: " + "; ".join(tool_results)
     else:
-        content = "Echo: " + user_text
+        content = _structured(body.get("response_format"), "Echo: " + user_text)
 
     limit = _limit(body, "max_completion_tokens", "max_tokens")
     choices = []
@@ -903,7 +953,8 @@ def _responses(fake: FakeOpenAI, body: JSON, control: _Control) -> JSON | list[_
     model = _require(body, "model", str)
     user_text = _responses_input_text(body.get("input"))
     calls = _responses_tool_calls(body, user_text)
-    text, cut = _truncate("Echo: " + user_text, _limit(body, "max_output_tokens"))
+    text_format = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
+    text, cut = _truncate(_structured(text_format, "Echo: " + user_text), _limit(body, "max_output_tokens"))
     input_tokens = count_tokens(user_text) + count_tokens(body.get("instructions") or "")
     output_tokens = sum(count_tokens(f"{c['name']} {c['arguments']}") for c in calls) or count_tokens(text)
     cut = cut and not calls
