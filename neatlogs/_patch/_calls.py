@@ -14,7 +14,15 @@ from .._log import log_internal_error
 from .._record import CallRecord, Reader
 from .._recorder import dispatch
 from ._patchset import PatchSet
-from .streams import TracedAsyncStream, TracedStream
+from .streams import Finish, TracedAsyncStream, TracedStream
+
+# What a `CallKind.keep` returns when the provider finishes the record itself, later (a raw response
+# whose body the caller has yet to read).
+DEFERRED: Any = object()
+
+
+def _keep_result(result: Any, record: CallRecord, finish: Finish) -> Any:
+    return result
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,8 @@ class CallKind:
     stream_kind: Callable[[Any], str | None]
     # the call's kwargs -> a snapshot safe to read later (lists copied, generators materialised)
     snapshot: Callable[[dict[str, Any]], dict[str, Any]]
+    # a finished (non-stream) result -> what the record keeps for its reader, or DEFERRED
+    keep: Callable[[Any, CallRecord, Finish], Any] = _keep_result
 
 
 # OpenTelemetry's "suppress instrumentation" flag: set by exporters (ours included) and by callers
@@ -83,9 +93,12 @@ def _complete(patch: PatchSet, kind: CallKind, client: Any, record: CallRecord, 
             return TracedStream(result, record, finish)
         if stream == "async":
             return TracedAsyncStream(result, record, finish)
+        kept = kind.keep(result, record, finish)
+        if kept is DEFERRED:
+            return result
         record.t_end = time.perf_counter_ns()
         record.finished = True
-        record.response = result
+        record.response = kept
         finish(record)
     except Exception:
         log_internal_error(f"recording a {kind.provider} {kind.operation} call")

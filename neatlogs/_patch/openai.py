@@ -1,20 +1,27 @@
-"""The OpenAI SDK: which methods to wrap, and how to read their requests, responses and chunks."""
+"""The OpenAI SDK: which methods to wrap, and how to read chat and legacy completion calls.
+
+Readers of the other APIs live beside this module: `openai_responses`, `openai_embeddings`; raw
+responses and the SDK's helper streams are handled in `openai_raw`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import importlib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._jsonsafe import to_jsonable
+from .._log import logger
 from .._record import CallRecord
 from ._calls import CallKind, async_wrapper, sync_wrapper
 from ._patchset import PatchSet, Target
+from .openai_embeddings import read_embeddings
+from .openai_fields import call_fields, get, payload, request_fields
+from .openai_raw import RawResponses, helper_async_close_wrapper, helper_close_wrapper
+from .openai_responses import read_responses
 
-# kwargs that never enter a record: headers may carry credentials (contract, section 2).
-_DROPPED_KWARGS = frozenset({"extra_headers"})
 # kwargs whose list values the caller may keep mutating after the call (chat history lists).
 _SNAPSHOT_KWARGS = ("messages", "prompt", "input", "tools", "functions", "stop")
-_DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def snapshot_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -39,62 +46,32 @@ def _client_of(instance: Any) -> Any:
 # ---- reading a call (runs off the hot path, on whichever thread converts the record) ----
 
 
-def _server_fields(client: Any) -> dict[str, Any]:
-    url = getattr(client, "base_url", None)
-    host = getattr(url, "host", None)
-    if not host:
-        return {}
-    port = getattr(url, "port", None) or _DEFAULT_PORTS.get(str(getattr(url, "scheme", "")))
-    return {"server_address": str(host), "server_port": port}
-
-
-def _request_fields(record: CallRecord) -> dict[str, Any]:
-    request = to_jsonable({k: v for k, v in record.request.items() if k not in _DROPPED_KWARGS})
-    fields: dict[str, Any] = {"request": request, "model": request.get("model")}
-    fields.update(_server_fields(record.client))
-    return fields
-
-
 def _usage(usage: Any) -> dict[str, Any] | None:
     if usage is None:
         return None
     result: dict[str, Any] = {
-        "prompt_tokens": getattr(usage, "prompt_tokens", None),
-        "completion_tokens": getattr(usage, "completion_tokens", None),
-        "total_tokens": getattr(usage, "total_tokens", None),
+        "prompt_tokens": get(usage, "prompt_tokens"),
+        "completion_tokens": get(usage, "completion_tokens"),
+        "total_tokens": get(usage, "total_tokens"),
     }
-    cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None)
+    cached = get(get(usage, "prompt_tokens_details"), "cached_tokens")
     if cached is not None:
         result["cached_tokens"] = cached
-    reasoning = getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None)
+    reasoning = get(get(usage, "completion_tokens_details"), "reasoning_tokens")
     if reasoning is not None:
         result["reasoning_tokens"] = reasoning
     return result
 
 
-def _request_id(record: CallRecord) -> str | None:
-    response = record.response
-    value = getattr(response, "_request_id", None)
-    if value is None:
-        # A stream's record keeps its HTTP headers as `response`; raw responses carry `.headers`.
-        headers = response if record.stream else getattr(response, "headers", None)
-        getter = getattr(headers, "get", None)
-        value = getter("x-request-id") if callable(getter) else None
-    return value if isinstance(value, str) else None
-
-
 def _tool_calls(tool_calls: Any) -> list[dict[str, Any]]:
     calls = []
     for call in tool_calls or ():
-        function = getattr(call, "function", None)
+        function = get(call, "function")
         calls.append(
             {
-                "id": getattr(call, "id", None),
-                "type": getattr(call, "type", None) or "function",
-                "function": {
-                    "name": getattr(function, "name", None),
-                    "arguments": getattr(function, "arguments", None),
-                },
+                "id": get(call, "id"),
+                "type": get(call, "type") or "function",
+                "function": {"name": get(function, "name"), "arguments": get(function, "arguments")},
             }
         )
     return calls
@@ -103,17 +80,17 @@ def _tool_calls(tool_calls: Any) -> list[dict[str, Any]]:
 def _chat_message(index: int, message: Any, finish_reason: Any) -> dict[str, Any]:
     choice: dict[str, Any] = {
         "index": index,
-        "role": getattr(message, "role", None) or "assistant",
-        "content": getattr(message, "content", None),
+        "role": get(message, "role") or "assistant",
+        "content": get(message, "content"),
         "finish_reason": finish_reason,
     }
-    tool_calls = _tool_calls(getattr(message, "tool_calls", None))
+    tool_calls = _tool_calls(get(message, "tool_calls"))
     if tool_calls:
         choice["tool_calls"] = tool_calls
-    function_call = getattr(message, "function_call", None)
+    function_call = get(message, "function_call")
     if function_call is not None:
         choice["function_call"] = to_jsonable(function_call)
-    refusal = getattr(message, "refusal", None)
+    refusal = get(message, "refusal")
     if refusal:
         choice["refusal"] = refusal
     return choice
@@ -122,10 +99,11 @@ def _chat_message(index: int, message: Any, finish_reason: Any) -> dict[str, Any
 def _merge_chat_chunks(chunks: list[Any]) -> dict[str, Any]:
     merged: dict[int, dict[str, Any]] = {}
     tool_calls: dict[int, dict[int, dict[str, Any]]] = {}
-    usage = model = response_id = None
+    usage = model = response_id = fingerprint = None
     for chunk in chunks:
         model = getattr(chunk, "model", None) or model
         response_id = getattr(chunk, "id", None) or response_id
+        fingerprint = getattr(chunk, "system_fingerprint", None) or fingerprint
         if getattr(chunk, "usage", None) is not None:
             usage = chunk.usage
         for part in getattr(chunk, "choices", None) or ():
@@ -164,37 +142,42 @@ def _merge_chat_chunks(chunks: list[Any]) -> dict[str, Any]:
     for index, calls in tool_calls.items():
         merged[index]["tool_calls"] = [calls[i] for i in sorted(calls)]
     choices = [merged[i] for i in sorted(merged)]
-    return {"choices": choices, "usage": usage, "model": model, "id": response_id}
+    return {"choices": choices, "usage": usage, "model": model, "id": response_id, "fingerprint": fingerprint}
 
 
 def read_chat(record: CallRecord) -> dict[str, Any]:
-    """Contract fields of a chat completion call (streamed or not)."""
-    fields = _request_fields(record)
+    """Contract fields of a chat completion call (streamed or not, parsed, raw)."""
+    fields = request_fields(record)
     fields["prompt"] = fields["request"].get("messages")
+    body, headers = payload(record)
+    choices: list[dict[str, Any]] = []
+    usage = None
     if record.stream and record.chunks:
         merged = _merge_chat_chunks(record.chunks)
         choices, usage = merged["choices"], merged["usage"]
         fields["response_model"], fields["response_id"] = merged["model"], merged["id"]
-    elif hasattr(record.response, "choices"):
-        response = record.response
-        parts = sorted(response.choices or (), key=lambda c: getattr(c, "index", 0) or 0)
-        choices = [_chat_message(c.index, c.message, c.finish_reason) for c in parts]
-        usage = response.usage
-        fields["response_model"], fields["response_id"] = response.model, response.id
-    else:
-        choices, usage = [], None
+        fields["system_fingerprint"] = merged["fingerprint"]
+    elif get(body, "choices") is not None:
+        parts = sorted(get(body, "choices") or (), key=lambda c: get(c, "index") or 0)
+        choices = [
+            _chat_message(get(c, "index") or 0, get(c, "message"), get(c, "finish_reason")) for c in parts
+        ]
+        usage = get(body, "usage")
+        fields["response_model"], fields["response_id"] = get(body, "model"), get(body, "id")
+        fields["system_fingerprint"] = get(body, "system_fingerprint")
     fields["choices"] = choices
     fields["completion"] = choices[0] if choices else None
     fields["finish_reason"] = choices[0]["finish_reason"] if choices else None
     fields["usage"] = _usage(usage)
-    fields["request_id"] = _request_id(record)
+    fields.update(call_fields(record, body, headers))
     return fields
 
 
 def read_completion(record: CallRecord) -> dict[str, Any]:
-    """Contract fields of a legacy (text) completion call (streamed or not)."""
-    fields = _request_fields(record)
+    """Contract fields of a legacy (text) completion call (streamed or not, raw)."""
+    fields = request_fields(record)
     fields["prompt"] = fields["request"].get("prompt")
+    body, headers = payload(record)
     texts: dict[int, list[str]] = {}
     reasons: dict[int, Any] = {}
     usage = None
@@ -207,29 +190,48 @@ def read_completion(record: CallRecord) -> dict[str, Any]:
                 texts.setdefault(part.index, []).append(part.text or "")
                 if part.finish_reason:
                     reasons[part.index] = part.finish_reason
-    elif hasattr(record.response, "choices"):
-        response = record.response
-        for part in response.choices or ():
-            texts[part.index] = [part.text or ""]
-            reasons[part.index] = part.finish_reason
-        usage = response.usage
-        fields["response_model"], fields["response_id"] = response.model, response.id
+    elif get(body, "choices") is not None:
+        for part in get(body, "choices") or ():
+            index = get(part, "index") or 0
+            texts[index] = [get(part, "text") or ""]
+            reasons[index] = get(part, "finish_reason")
+        usage = get(body, "usage")
+        fields["response_model"], fields["response_id"] = get(body, "model"), get(body, "id")
     fields["choices"] = ["".join(texts[i]) for i in sorted(texts)]
     fields["completion"] = fields["choices"][0] if texts else None
     fields["finish_reason"] = reasons.get(min(texts)) if texts else None
     fields["usage"] = _usage(usage)
-    fields["request_id"] = _request_id(record)
+    fields.update(call_fields(record, body, headers))
     return fields
 
 
 # ---- what to patch ----
+# Classes move between SDK versions: each is looked for where the known versions keep it, and what a
+# version lacks is skipped (logged at DEBUG).
+
+_Factory = Callable[[PatchSet], Callable[..., Any]]
+
+
+def _find(module: str, name: str) -> Any:
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        found = None
+    if found is None:
+        logger.debug("neatlogs: openai has no %s.%s here; not traced", module, name)
+    return found
+
+
+def _method(owner: Any, attribute: str, factory: _Factory) -> list[Target]:
+    if owner is None or not callable(getattr(owner, attribute, None)):
+        if owner is not None:
+            logger.debug("neatlogs: openai %s has no %s(); not traced", owner.__name__, attribute)
+        return []
+    return [(owner, attribute, factory)]
 
 
 def _targets() -> list[Target]:
     import openai
-    from openai.resources import AsyncCompletions, Completions
-    from openai.resources.chat import AsyncCompletions as AsyncChatCompletions
-    from openai.resources.chat import Completions as ChatCompletions
 
     sync_stream, async_stream = openai.Stream, openai.AsyncStream
 
@@ -240,16 +242,48 @@ def _targets() -> list[Target]:
             return "async"
         return None
 
-    def kind(operation: str, reader: Any) -> CallKind:
-        return CallKind("openai", operation, reader, _client_of, stream_kind, snapshot_kwargs)
+    legacy = _find("openai._legacy_response", "LegacyAPIResponse")
+    api_response = _find("openai._response", "APIResponse")
+    async_api_response = _find("openai._response", "AsyncAPIResponse")
+    deferred = tuple(cls for cls in (api_response, async_api_response) if cls is not None)
+    raw = RawResponses(legacy, deferred, (sync_stream, async_stream))
 
-    chat, completion = kind("chat", read_chat), kind("completion", read_completion)
-    return [
-        (ChatCompletions, "create", sync_wrapper(chat)),
-        (AsyncChatCompletions, "create", async_wrapper(chat)),
-        (Completions, "create", sync_wrapper(completion)),
-        (AsyncCompletions, "create", async_wrapper(completion)),
-    ]
+    def both(operation: str, reader: Any) -> tuple[_Factory, _Factory]:
+        kind = CallKind("openai", operation, reader, _client_of, stream_kind, snapshot_kwargs, raw.keep)
+        return sync_wrapper(kind), async_wrapper(kind)
+
+    chat_sync, chat_async = both("chat", read_chat)
+    completion_sync, completion_async = both("completion", read_completion)
+    responses_sync, responses_async = both("responses", read_responses)
+    embeddings_sync, embeddings_async = both("embeddings", read_embeddings)
+
+    targets: list[Target] = []
+    for module in ("openai.resources.chat.completions", "openai.resources.beta.chat.completions"):
+        beta = "beta" in module
+        sync_owner, async_owner = _find(module, "Completions"), _find(module, "AsyncCompletions")
+        if not beta:  # the beta resource (openai < 1.92) streams through chat.completions.create
+            targets += _method(sync_owner, "create", chat_sync) + _method(async_owner, "create", chat_async)
+        targets += _method(sync_owner, "parse", chat_sync) + _method(async_owner, "parse", chat_async)
+    targets += _method(_find("openai.resources.completions", "Completions"), "create", completion_sync)
+    targets += _method(_find("openai.resources.completions", "AsyncCompletions"), "create", completion_async)
+    for attribute in ("create", "parse"):  # responses.stream() goes through create
+        targets += _method(_find("openai.resources.responses", "Responses"), attribute, responses_sync)
+        targets += _method(_find("openai.resources.responses", "AsyncResponses"), attribute, responses_async)
+    targets += _method(_find("openai.resources.embeddings", "Embeddings"), "create", embeddings_sync)
+    targets += _method(_find("openai.resources.embeddings", "AsyncEmbeddings"), "create", embeddings_async)
+
+    targets += _method(legacy, "parse", raw.parse_wrapper)  # synchronous for both clients
+    targets += _method(api_response, "parse", raw.parse_wrapper)
+    targets += _method(api_response, "close", raw.close_wrapper)
+    targets += _method(async_api_response, "parse", raw.async_parse_wrapper)
+    targets += _method(async_api_response, "close", raw.async_close_wrapper)
+    for module, sync_name, async_name in (
+        ("openai.lib.streaming.chat", "ChatCompletionStream", "AsyncChatCompletionStream"),
+        ("openai.lib.streaming.responses", "ResponseStream", "AsyncResponseStream"),
+    ):
+        targets += _method(_find(module, sync_name), "close", helper_close_wrapper)
+        targets += _method(_find(module, async_name), "close", helper_async_close_wrapper)
+    return targets
 
 
 OPENAI_PATCHES = PatchSet("openai", _targets)

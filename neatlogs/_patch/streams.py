@@ -18,7 +18,8 @@ from .._record import CallRecord
 Finish = Callable[[CallRecord], None]
 
 
-def _finalise(record: CallRecord, finish: Finish, status: str, error: BaseException | None) -> None:
+def finalise(record: CallRecord, finish: Finish, status: str, error: BaseException | None) -> None:
+    """End a record once: stamp its end, status and error and hand it on; later calls do nothing."""
     if record.finished:
         return
     record.finished = True
@@ -29,6 +30,9 @@ def _finalise(record: CallRecord, finish: Finish, status: str, error: BaseExcept
         finish(record)
     except Exception:
         log_internal_error("finishing a stream")
+
+
+_finalise = finalise  # the name other stream proxies (`_iterators`) import
 
 
 def _status_for(exc: BaseException) -> str:
@@ -53,10 +57,10 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         try:
             chunk = self._self_next()
         except StopIteration:
-            _finalise(record, self._self_finish, "success", None)
+            finalise(record, self._self_finish, "success", None)
             raise
         except BaseException as exc:
-            _finalise(record, self._self_finish, _status_for(exc), exc)
+            finalise(record, self._self_finish, _status_for(exc), exc)
             raise
         chunks = record.chunks
         if not chunks:
@@ -72,18 +76,18 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         try:
             return self.__wrapped__.__exit__(*exc_info)
         finally:
-            _finalise(self._self_record, self._self_finish, "incomplete", None)
+            finalise(self._self_record, self._self_finish, "incomplete", None)
 
     def close(self) -> Any:
         try:
             return self.__wrapped__.close()
         finally:
-            _finalise(self._self_record, self._self_finish, "incomplete", None)
+            finalise(self._self_record, self._self_finish, "incomplete", None)
 
     def __del__(self) -> None:
         record = self._self_record
         if not record.finished:
-            _finalise(record, self._self_finish, "incomplete", None)
+            finalise(record, self._self_finish, "incomplete", None)
 
 
 class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
@@ -103,10 +107,10 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         try:
             chunk = await self._self_anext()
         except StopAsyncIteration:
-            _finalise(record, self._self_finish, "success", None)
+            finalise(record, self._self_finish, "success", None)
             raise
         except BaseException as exc:
-            _finalise(record, self._self_finish, _status_for(exc), exc)
+            finalise(record, self._self_finish, _status_for(exc), exc)
             raise
         chunks = record.chunks
         if not chunks:
@@ -122,13 +126,13 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         try:
             return await self.__wrapped__.__aexit__(*exc_info)
         finally:
-            _finalise(self._self_record, self._self_finish, "incomplete", None)
+            finalise(self._self_record, self._self_finish, "incomplete", None)
 
     async def close(self) -> Any:
         try:
             return await self.__wrapped__.close()
         finally:
-            _finalise(self._self_record, self._self_finish, "incomplete", None)
+            finalise(self._self_record, self._self_finish, "incomplete", None)
 
     @property
     def aclose(self) -> Callable[[], Any]:
@@ -139,11 +143,18 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             try:
                 return await wrapped_aclose()
             finally:
-                _finalise(self._self_record, self._self_finish, "incomplete", None)
+                finalise(self._self_record, self._self_finish, "incomplete", None)
 
         return aclose
 
     def __del__(self) -> None:
         record = self._self_record
         if not record.finished:
-            _finalise(record, self._self_finish, "incomplete", None)
+            finalise(record, self._self_finish, "incomplete", None)
+
+
+def end_incomplete(stream: Any) -> None:
+    """Finalise a traced stream that its consumer closed by other means (an SDK helper closing the
+    HTTP response itself); does nothing for anything else or a stream already finalised."""
+    if isinstance(stream, (TracedStream, TracedAsyncStream)):
+        finalise(stream._self_record, stream._self_finish, "incomplete", None)

@@ -1,0 +1,163 @@
+"""What every OpenAI reader shares: the request, the server and vendor behind `base_url`, the HTTP
+headers (request id, rate limits), and attribute access that works on SDK objects and decoded JSON.
+
+Everything here runs off the caller's thread, when a record is converted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .._jsonsafe import to_jsonable
+from .._record import CallRecord
+from .openai_raw import RawResult
+
+# kwargs that never enter a record: headers may carry credentials (contract, section 2).
+_DROPPED_KWARGS = frozenset({"extra_headers"})
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+_RATE_LIMIT_HEADERS = (
+    ("remaining_requests", "x-ratelimit-remaining-requests"),
+    ("remaining_tokens", "x-ratelimit-remaining-tokens"),
+    ("limit_requests", "x-ratelimit-limit-requests"),
+    ("limit_tokens", "x-ratelimit-limit-tokens"),
+)
+# Hosts of vendors that serve the OpenAI API -> the OpenTelemetry `gen_ai.provider.name` value.
+_VENDOR_HOSTS = (
+    ("api.openai.com", "openai"),
+    ("openai.azure.com", "azure.ai.openai"),
+    ("cognitiveservices.azure.com", "azure.ai.openai"),
+    ("services.ai.azure.com", "azure.ai.openai"),
+    ("openrouter.ai", "openrouter"),
+    ("api.groq.com", "groq"),
+    ("api.deepseek.com", "deepseek"),
+    ("api.mistral.ai", "mistral_ai"),
+    ("api.x.ai", "x_ai"),
+    ("api.perplexity.ai", "perplexity"),
+    ("generativelanguage.googleapis.com", "gcp.gemini"),
+)
+_DEPLOYMENT_IN_PATH = re.compile(r"/deployments/([^/]+)")
+
+
+def get(value: Any, name: str) -> Any:
+    """`value.name` for SDK objects, `value[name]` for decoded JSON; None when absent."""
+    if isinstance(value, Mapping):
+        return value.get(name)
+    return getattr(value, name, None)
+
+
+# ---- the request and the server ----
+
+
+def _request_value(key: str, value: Any) -> Any:
+    # `parse()` takes pydantic classes; record what goes on the wire, not "<ModelMetaclass>".
+    if isinstance(value, type):
+        name = value.__name__
+        return {"type": "json_schema", "json_schema": {"name": name}} if key == "response_format" else name
+    return value
+
+
+def _is_azure(client: Any) -> bool:
+    return any(cls.__name__ == "BaseAzureClient" for cls in type(client).__mro__)
+
+
+def _vendor(client: Any, host: str) -> str | None:
+    if _is_azure(client):
+        return "azure.ai.openai"
+    for domain, name in _VENDOR_HOSTS:
+        if host == domain or host.endswith("." + domain):
+            return name
+    return None
+
+
+def server_fields(client: Any, model: Any) -> dict[str, Any]:
+    """`server_address`/`server_port` of `client.base_url`, the vendor, and Azure's deployment."""
+    url = getattr(client, "base_url", None)
+    host = getattr(url, "host", None)
+    if not host:
+        return {}
+    port = getattr(url, "port", None) or _DEFAULT_PORTS.get(str(getattr(url, "scheme", "")))
+    fields: dict[str, Any] = {
+        "server_address": str(host),
+        "server_port": port,
+        "provider_name": _vendor(client, str(host)),
+    }
+    if _is_azure(client):
+        # The deployment serves the call: configured on the client, in base_url, or else named by `model`.
+        found = _DEPLOYMENT_IN_PATH.search(str(getattr(url, "path", "")))
+        deployment = getattr(client, "_azure_deployment", None) or (found.group(1) if found else None)
+        fields["azure_deployment"] = deployment or (model if isinstance(model, str) else None)
+        version = getattr(client, "_api_version", None)
+        fields["azure_api_version"] = version if isinstance(version, str) else None
+    return fields
+
+
+def request_fields(record: CallRecord) -> dict[str, Any]:
+    """`request` (JSON-safe, no credentials), `model`, and the server fields."""
+    raw = {k: _request_value(k, v) for k, v in record.request.items() if k not in _DROPPED_KWARGS}
+    request = to_jsonable(raw)
+    fields: dict[str, Any] = {"request": request, "model": request.get("model")}
+    fields.update(server_fields(record.client, fields["model"]))
+    return fields
+
+
+# ---- the response: its body and its headers ----
+
+
+def _decoded(http: Any) -> Any:
+    try:
+        content = http.content  # raises, without reading, when nobody has read the body
+    except Exception:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def payload(record: CallRecord) -> tuple[Any, Any]:
+    """(the response body: an SDK object or decoded JSON, or None; the HTTP headers, or None)."""
+    kept = record.response
+    if isinstance(kept, RawResult):
+        if kept.parsed is not None:
+            return kept.parsed, kept.headers
+        return (_decoded(kept.http) if kept.http is not None else None), kept.headers
+    if record.stream:
+        return None, kept  # a stream keeps only its headers
+    return kept, None
+
+
+def _error_headers(record: CallRecord) -> Any:
+    return getattr(getattr(record.error, "response", None), "headers", None)
+
+
+def _header(headers: Any, name: str) -> Any:
+    getter = getattr(headers, "get", None)
+    return getter(name) if callable(getter) else None
+
+
+def rate_limit(headers: Any) -> dict[str, int] | None:
+    """The `x-ratelimit-*` counters an answer carried, or None."""
+    counters = {}
+    for key, header in _RATE_LIMIT_HEADERS:
+        value = _header(headers, header)
+        if isinstance(value, str) and value.strip().isdigit():
+            counters[key] = int(value)
+    return counters or None
+
+
+def call_fields(record: CallRecord, body: Any, headers: Any) -> dict[str, Any]:
+    """`request_id` and `rate_limit`, from the body, the headers, or a failed call's error response."""
+    if headers is None:
+        headers = _error_headers(record)
+    request_id = getattr(body, "_request_id", None) if body is not None else None
+    if not isinstance(request_id, str):
+        request_id = _header(headers, "x-request-id")
+    if not isinstance(request_id, str):
+        request_id = getattr(record.error, "request_id", None)
+    return {
+        "request_id": request_id if isinstance(request_id, str) else None,
+        "rate_limit": rate_limit(headers),
+    }
