@@ -63,6 +63,8 @@ def _rate_limit(headers: Any) -> dict[str, int]:
         "remaining_tokens": int(headers["x-ratelimit-remaining-tokens"]),
         "limit_requests": int(headers["x-ratelimit-limit-requests"]),
         "limit_tokens": int(headers["x-ratelimit-limit-tokens"]),
+        "reset_requests": headers["x-ratelimit-reset-requests"],
+        "reset_tokens": headers["x-ratelimit-reset-tokens"],
     }
 
 

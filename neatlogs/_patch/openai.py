@@ -266,9 +266,11 @@ def _targets() -> list[Target]:
         targets += _method(sync_owner, "parse", chat_sync) + _method(async_owner, "parse", chat_async)
     targets += _method(_find("openai.resources.completions", "Completions"), "create", completion_sync)
     targets += _method(_find("openai.resources.completions", "AsyncCompletions"), "create", completion_async)
+    responses = _find("openai.resources.responses", "Responses")
+    async_responses = _find("openai.resources.responses", "AsyncResponses")
     for attribute in ("create", "parse"):  # responses.stream() goes through create
-        targets += _method(_find("openai.resources.responses", "Responses"), attribute, responses_sync)
-        targets += _method(_find("openai.resources.responses", "AsyncResponses"), attribute, responses_async)
+        targets += _method(responses, attribute, responses_sync)
+        targets += _method(async_responses, attribute, responses_async)
     targets += _method(_find("openai.resources.embeddings", "Embeddings"), "create", embeddings_sync)
     targets += _method(_find("openai.resources.embeddings", "AsyncEmbeddings"), "create", embeddings_async)
 

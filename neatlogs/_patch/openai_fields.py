@@ -18,11 +18,15 @@ from .openai_raw import RawResult
 # kwargs that never enter a record: headers may carry credentials (contract, section 2).
 _DROPPED_KWARGS = frozenset({"extra_headers"})
 _DEFAULT_PORTS = {"https": 443, "http": 80}
+# record key -> header; the same shape as the record's generic `rate_limit` (counts as ints, resets as
+# the API wrote them, e.g. "6m0s").
 _RATE_LIMIT_HEADERS = (
-    ("remaining_requests", "x-ratelimit-remaining-requests"),
-    ("remaining_tokens", "x-ratelimit-remaining-tokens"),
     ("limit_requests", "x-ratelimit-limit-requests"),
     ("limit_tokens", "x-ratelimit-limit-tokens"),
+    ("remaining_requests", "x-ratelimit-remaining-requests"),
+    ("remaining_tokens", "x-ratelimit-remaining-tokens"),
+    ("reset_requests", "x-ratelimit-reset-requests"),
+    ("reset_tokens", "x-ratelimit-reset-tokens"),
 )
 # Hosts of vendors that serve the OpenAI API -> the OpenTelemetry `gen_ai.provider.name` value.
 _VENDOR_HOSTS = (
@@ -138,14 +142,21 @@ def _header(headers: Any, name: str) -> Any:
     return getter(name) if callable(getter) else None
 
 
-def rate_limit(headers: Any) -> dict[str, int] | None:
-    """The `x-ratelimit-*` counters an answer carried, or None."""
-    counters = {}
+def rate_limit(headers: Any) -> dict[str, Any] | None:
+    """The `x-ratelimit-*` values an answer carried, or None."""
+    found: dict[str, Any] = {}
     for key, header in _RATE_LIMIT_HEADERS:
         value = _header(headers, header)
-        if isinstance(value, str) and value.strip().isdigit():
-            counters[key] = int(value)
-    return counters or None
+        if not isinstance(value, str) or not value.strip():
+            continue
+        if key.startswith("reset_"):
+            found[key] = value.strip()
+            continue
+        try:
+            found[key] = int(value.strip())
+        except ValueError:
+            continue
+    return found or None
 
 
 def call_fields(record: CallRecord, body: Any, headers: Any) -> dict[str, Any]:
