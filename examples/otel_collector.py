@@ -2,8 +2,8 @@
 
 `configure_otlp()` installs OpenTelemetry SDK providers with OTLP/HTTP exporters when
 OTEL_EXPORTER_OTLP_ENDPOINT is set. From then on every call neatlogs records is also a span
-(`chat gpt-4o-mini`, kind CLIENT, `gen_ai.*` attributes; `error.type` and status ERROR for a
-failed call), a child of your own span current at the call,
+(`chat gpt-4o-mini`, `embeddings text-embedding-3-small`; kind CLIENT; `gen_ai.*` attributes;
+`error.type` and status ERROR for a failed call), a child of your own span current at the call,
 plus the `gen_ai.client.*` duration and token metrics. Without the variable, this example prints
 its spans on the console instead. Needs `pip install 'neatlogs[otel]'`.
 
@@ -52,6 +52,7 @@ def setup_tracing() -> str:
 def answer(client: OpenAI, question: str) -> str:
     """An application step: its own span, with neatlogs' spans for the calls made inside it."""
     with trace.get_tracer(SERVICE_NAME).start_as_current_span("answer-question"):
+        client.embeddings.create(model="text-embedding-3-small", input=question)
         draft = client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
         )

@@ -415,7 +415,7 @@ def test_otel_collector_example_exports_its_spans_and_metrics_over_otlp() -> Non
         receiver.server_close()
 
     assert done.returncode == 0, done.stderr
-    assert f"3 calls traced; spans sent to OTLP/HTTP at {env['OTEL_EXPORTER_OTLP_ENDPOINT']}" in done.stdout
+    assert f"4 calls traced; spans sent to OTLP/HTTP at {env['OTEL_EXPORTER_OTLP_ENDPOINT']}" in done.stdout
     spans: list[tuple[dict[str, Any], Any]] = []
     for _, body in (item for item in received if item[0] == "/v1/traces"):
         for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans:
@@ -427,16 +427,17 @@ def test_otel_collector_example_exports_its_spans_and_metrics_over_otlp() -> Non
         (span for _, span in spans if span.kind == Span.SPAN_KIND_CLIENT),
         key=lambda s: s.start_time_unix_nano,
     )
-    assert [span.name for span in calls] == ["chat gpt-4o-mini"] * 3
+    assert [span.name for span in calls] == ["embeddings text-embedding-3-small"] + ["chat gpt-4o-mini"] * 3
     assert all(s.trace_id == app_span.trace_id and s.parent_span_id == app_span.span_id for s in calls)
 
-    plain, streamed, refused = (_attributes(span.attributes) for span in calls)
+    embedded, plain, streamed, refused = (_attributes(span.attributes) for span in calls)
+    assert embedded["gen_ai.operation.name"] == "embeddings" and embedded["gen_ai.usage.input_tokens"] > 0
     assert plain["gen_ai.operation.name"] == "chat" and plain["gen_ai.request.model"] == "gpt-4o-mini"
     assert plain["gen_ai.usage.input_tokens"] > 0 and plain["gen_ai.usage.output_tokens"] > 0
     assert streamed["gen_ai.request.stream"] is True and streamed["gen_ai.response.time_to_first_chunk"] > 0
-    assert all(a["neatlogs.tags"] == ["otel-example"] for a in (plain, streamed, refused))
-    assert plain["neatlogs.trace_id"] == streamed["neatlogs.trace_id"] == refused["neatlogs.trace_id"]
-    assert refused["error.type"] == "BadRequestError" and calls[2].status.code == Status.STATUS_CODE_ERROR
+    assert all(a["neatlogs.tags"] == ["otel-example"] for a in (embedded, plain, streamed, refused))
+    assert len({a["neatlogs.trace_id"] for a in (embedded, plain, streamed, refused)}) == 1
+    assert refused["error.type"] == "BadRequestError" and calls[3].status.code == Status.STATUS_CODE_ERROR
 
     metric_names = {
         metric.name
