@@ -22,7 +22,9 @@ IN_TRACED_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar(
 def trace(trace_id: str | None = None, tags: list[Any] | tuple[Any, ...] | None = None) -> Iterator[str]:
     """Give the calls made inside this block their own trace id (yielded) and extra tags.
 
-    Blocks nest: an inner block without a trace id keeps the outer one; tags add up.
+    Blocks nest: an inner block without a trace id keeps the outer one; tags add up. Like any
+    contextvar, the block's values are visible to whoever runs while it is open: do not `yield` from
+    inside it in a generator; open it around the calls instead.
     """
     outer = CURRENT_SCOPE.get()
     outer_id, outer_tags = outer if outer is not None else (None, ())
@@ -32,4 +34,7 @@ def trace(trace_id: str | None = None, tags: list[Any] | tuple[Any, ...] | None 
     try:
         yield scope_id
     finally:
-        CURRENT_SCOPE.reset(token)
+        # Closed from another context (an async generator closed by another task): nothing of
+        # ours was set there, so there is nothing to undo.
+        with contextlib.suppress(ValueError):
+            CURRENT_SCOPE.reset(token)

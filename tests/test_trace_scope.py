@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import openai
 import pytest
@@ -90,3 +91,14 @@ def test_bad_trace_arguments_are_rejected() -> None:
         pass
     with pytest.raises(TypeError, match="did you mean tags"), neatlogs.trace(tags="x"):  # type: ignore[arg-type]
         pass
+
+
+async def test_a_block_in_an_async_generator_closed_by_another_task_does_not_raise() -> None:
+    async def events() -> Any:
+        with neatlogs.trace("conversation-1"):
+            yield 1
+            yield 2
+
+    generator = events()
+    assert await generator.__anext__() == 1
+    await asyncio.create_task(generator.aclose())  # as a server does when its client disconnects
