@@ -1,17 +1,79 @@
-"""Masks for credentials that can show up in free text (error messages, prompts)."""
+"""Built-in masks for credentials and personal data that can show up in free text (prompts, errors).
+
+Each mask first looks for a cheap marker (`"sk-"`, `"@"`, a digit, ...) so text without one costs a
+few substring searches; only text that has one is scanned with the regular expression.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+SECRET_MASK = "[REDACTED]"
+EMAIL_MASK = "[EMAIL]"
+PHONE_MASK = "[PHONE]"
 
 _SECRET = re.compile(
-    r"(?:sk-(?:proj-|ant-)?[A-Za-z0-9_\-*]{8,})"  # OpenAI / Anthropic keys
-    r"|(?:(?<=Bearer )[A-Za-z0-9._\-~+/=]{8,})"  # bearer tokens
-    r"|(?:AKIA[0-9A-Z]{16})"  # AWS access key ids
+    r"(?:(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-*]{8,})"  # OpenAI / Anthropic keys (sk-proj-, sk-ant-, ...)
+    r"|(?:(?<=[Bb]earer )[A-Za-z0-9._\-~+/=]{8,})"  # bearer tokens
+    r"|(?:\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)"  # AWS access key ids
     r"|(?:eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})"  # JWTs
+    r"|(?:\bgh[pousr]_[A-Za-z0-9]{30,})"  # GitHub tokens
+    r"|(?:\bxox[abposr]-[A-Za-z0-9-]{10,})"  # Slack tokens
+    r"|(?:\bAIza[0-9A-Za-z_\-]{35})"  # Google API keys
 )
+_SECRET_MARKERS = (
+    "sk-", "earer ", "AKIA", "ASIA", "eyJ", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AIza",
+    "aws_secret", "AWS_SECRET",
+)  # fmt: skip
+# AWS secret access keys are 40 base64 characters: masked only next to the name that says what they are.
+_AWS_SECRET_NAME = re.compile(r"(aws_secret_access_key\s*[=:]\s*[\"']?)[A-Za-z0-9/+=]{40}", re.IGNORECASE)
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+# A phone number: an optional +country code, an optional (area code), then two to six groups of digits
+# separated by one space, dot or dash. Candidates are checked by `_is_phone` (digit count, not a date).
+_PHONE = re.compile(
+    r"(?<![\w+\-./])(?:\+\d{1,3}[ .\-]?)?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]\d{2,5}){1,5}(?![\w\-/]|\.\d)"
+)
+_DATE_LIKE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}")
 
 
 def mask_secrets(text: str) -> str:
-    """Replace anything that looks like a credential with `[REDACTED]`."""
-    return _SECRET.sub("[REDACTED]", text) if text else text
+    """Replace anything that looks like a credential (API keys, bearer tokens, AWS keys, JWTs) with a mask."""
+    if not text or not any(marker in text for marker in _SECRET_MARKERS):
+        return text
+    text = _AWS_SECRET_NAME.sub(lambda m: m.group(1) + SECRET_MASK, text)
+    return _SECRET.sub(SECRET_MASK, text)
+
+
+def _is_phone(candidate: str) -> bool:
+    digits = sum(ch.isdigit() for ch in candidate)
+    if candidate.startswith("+"):
+        return 8 <= digits <= 15
+    # Without a country code, only number-shaped text with 10+ digits: not dates, versions or IPs.
+    if digits < 10 or digits > 15 or _DATE_LIKE.search(candidate):
+        return False
+    groups = re.split(r"[ .\-()]+", candidate.strip("()"))
+    return not (candidate.count(".") >= 3 and all(len(g) <= 3 for g in groups if g))
+
+
+def mask_pii(text: str) -> str:
+    """Replace e-mail addresses and phone numbers with masks (best effort: common formats)."""
+    if not text:
+        return text
+    if "@" in text:
+        text = _EMAIL.sub(EMAIL_MASK, text)
+    if any(ch.isdigit() for ch in text):
+        text = _PHONE.sub(lambda m: PHONE_MASK if _is_phone(m.group(0)) else m.group(0), text)
+    return text
+
+
+def text_masker(secrets: bool, pii: bool) -> Callable[[str], str] | None:
+    """The mask function for a combination of switches, or None when nothing is masked."""
+    if secrets and pii:
+        return lambda text: mask_pii(mask_secrets(text))
+    if secrets:
+        return mask_secrets
+    if pii:
+        return mask_pii
+    return None
