@@ -1,59 +1,194 @@
-"""USD prices per million tokens, and the cost of one call's usage."""
+"""Model prices (USD per million tokens) and the cost of one call's usage.
+
+The table ships as data (`neatlogs/pricing.json`); `set_prices()` adds, changes or removes models at
+run time. A model without a price gives `cost_usd = None`, never a made-up number.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import math
+import re
+import threading
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any, NamedTuple
 
-# model: (input, cached input, output) USD per 1M tokens; cached input None = no cache discount.
-PRICES: dict[str, tuple[float, float | None, float]] = {
-    "gpt-5": (1.25, 0.125, 10.0),
-    "gpt-5-mini": (0.25, 0.025, 2.0),
-    "gpt-5-nano": (0.05, 0.005, 0.40),
-    "gpt-4.1": (2.0, 0.50, 8.0),
-    "gpt-4.1-mini": (0.40, 0.10, 1.60),
-    "gpt-4.1-nano": (0.10, 0.025, 0.40),
-    "gpt-4o": (2.50, 1.25, 10.0),
-    "gpt-4o-mini": (0.15, 0.075, 0.60),
-    "gpt-4-turbo": (10.0, None, 30.0),
-    "gpt-4": (30.0, None, 60.0),
-    "gpt-3.5-turbo": (0.50, None, 1.50),
-    "gpt-3.5-turbo-instruct": (1.50, None, 2.0),
-    "o1": (15.0, 7.50, 60.0),
-    "o1-mini": (1.10, 0.55, 4.40),
-    "o3": (2.0, 0.50, 8.0),
-    "o3-mini": (1.10, 0.55, 4.40),
-    "o4-mini": (1.10, 0.275, 4.40),
-    "davinci-002": (2.0, None, 2.0),
-    "babbage-002": (0.40, None, 0.40),
-    "text-embedding-3-small": (0.02, None, 0.0),
-    "text-embedding-3-large": (0.13, None, 0.0),
-    "text-embedding-ada-002": (0.10, None, 0.0),
-}
+PRICE_FIELDS = ("input", "cached_input", "output", "reasoning")
+_REQUIRED_FIELDS = ("input", "output")
+# Dated snapshots and version suffixes share their base model's price: gpt-4o-2024-08-06, gpt-4-0613.
+_SNAPSHOT = re.compile(r"^(?P<base>.+?)-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
 
 
-def price_for(model: str | None) -> tuple[float, float | None, float] | None:
-    """The price row for a model name, also for dated snapshots such as `gpt-4o-2024-08-06`."""
-    if not model:
+class Price(NamedTuple):
+    """One model's prices in USD per million tokens; None = billed like input / output."""
+
+    input: float
+    cached_input: float | None
+    output: float
+    reasoning: float | None
+
+
+def _load_default() -> tuple[dict[str, Price], dict[str, Any]]:
+    data = json.loads(resources.files("neatlogs").joinpath("pricing.json").read_text(encoding="utf-8"))
+    about = {key: value for key, value in data.items() if key != "models"}
+    return _parse_table(data["models"], "pricing.json"), about
+
+
+def _number(value: Any, where: str, optional: bool) -> float | None:
+    if value is None and optional:
         return None
-    model = model.split("/")[-1]
-    row = PRICES.get(model)
-    if row is not None:
-        return row
-    best = ""
-    for name in PRICES:
-        if model.startswith(name + "-") and len(name) > len(best):
-            best = name
-    return PRICES.get(best) if best else None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        allowed = "a number >= 0 (USD per 1M tokens)" + (" or None" if optional else "")
+        raise ValueError(f"{where} must be {allowed}, got {value!r}")
+    return float(value)
 
 
-def cost_usd(model: str | None, usage: dict[str, Any] | None) -> float | None:
-    """Cost of one call in USD, or None when the model or the usage is unknown."""
-    row = price_for(model)
-    if row is None or not usage:
+def _parse_price(model: str, row: Any, source: str) -> Price:
+    where = f"{source}[{model!r}]"
+    if not isinstance(row, Mapping):
+        raise TypeError(
+            f"{where} must be a dict with {', '.join(PRICE_FIELDS)} (or None to remove the model), "
+            f"got {type(row).__name__}"
+        )
+    unknown = sorted(str(key) for key in row if key not in PRICE_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"{where} has unknown price field(s) {', '.join(unknown)}; allowed: {', '.join(PRICE_FIELDS)}"
+        )
+    missing = [name for name in _REQUIRED_FIELDS if name not in row]
+    if missing:
+        raise ValueError(f"{where} needs {' and '.join(missing)} (USD per 1M tokens)")
+    input_price = _number(row["input"], f"{where}['input']", optional=False)
+    output_price = _number(row["output"], f"{where}['output']", optional=False)
+    assert input_price is not None and output_price is not None
+    return Price(
+        input_price,
+        _number(row.get("cached_input"), f"{where}['cached_input']", optional=True),
+        output_price,
+        _number(row.get("reasoning"), f"{where}['reasoning']", optional=True),
+    )
+
+
+def _parse_table(table: Any, source: str) -> dict[str, Price]:
+    if not isinstance(table, Mapping):
+        raise TypeError(f"{source} must be a dict of model name -> prices, got {type(table).__name__}")
+    parsed: dict[str, Price] = {}
+    for model, row in table.items():
+        if not isinstance(model, str) or not model.strip():
+            raise TypeError(f"{source} keys must be non-empty model names, got {model!r}")
+        parsed[model.strip().lower()] = _parse_price(model, row, source)
+    return parsed
+
+
+PRICES, ABOUT = _load_default()  # replaced (never changed in place) by set_prices
+_update_lock = threading.Lock()
+
+
+def set_prices(prices: Mapping[str, Any], *, replace: bool = False) -> None:
+    """Add or change model prices (USD per 1M tokens: input, output, optional cached_input, reasoning).
+
+    `prices` maps model names to `{"input": ..., "output": ..., "cached_input": ..., "reasoning": ...}`, or
+    to None to remove a model; a dict shaped like pricing.json (`{"models": {...}}`) works too. With
+    `replace=True` the given table replaces the bundled one. Everything is checked before anything
+    changes; a bad entry raises TypeError/ValueError naming it. Calls made afterwards use the new prices.
+    """
+    global PRICES
+    if isinstance(prices, Mapping) and isinstance(prices.get("models"), Mapping):
+        prices = prices["models"]
+    if not isinstance(prices, Mapping):
+        raise TypeError(f"prices must be a dict of model name -> prices, got {type(prices).__name__}")
+    removed = {str(model).strip().lower() for model, row in prices.items() if row is None}
+    changed = _parse_table({model: row for model, row in prices.items() if row is not None}, "prices")
+    with _update_lock:
+        table = {} if replace else dict(PRICES)
+        for model in removed:
+            table.pop(model, None)
+        table.update(changed)
+        PRICES = table  # one reference swap: readers see the old or the new table, never half of one
+
+
+def get_prices() -> dict[str, dict[str, float | None]]:
+    """A copy of the current price table: model -> {input, cached_input, output, reasoning}."""
+    return {model: price._asdict() for model, price in PRICES.items()}
+
+
+def price_for(model: str | None, table: Mapping[str, Price] | None = None) -> Price | None:
+    """The prices of a model name; also for dated snapshots (`gpt-4o-2024-08-06`) and `provider/model`."""
+    if not model or not isinstance(model, str):
         return None
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    cached = int(usage.get("cached_tokens") or 0) if row[1] is not None else 0
-    input_price, cached_price, output_price = row
-    total = (prompt - cached) * input_price + cached * (cached_price or 0.0) + completion * output_price
+    if table is None:
+        table = PRICES
+    name = model.strip().lower()
+    price = table.get(name)
+    if price is None and "/" in name:
+        name = name.rsplit("/", 1)[1]
+        price = table.get(name)
+    if price is None:
+        snapshot = _SNAPSHOT.match(name)
+        if snapshot is not None:
+            price = table.get(snapshot.group("base"))
+    return price
+
+
+def _count(usage: Mapping[str, Any], *names: str) -> int | None:
+    for name in names:
+        value = usage.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _detail(usage: Mapping[str, Any], flat: str, nested: tuple[str, ...]) -> int:
+    found = _count(usage, flat)
+    if found is not None:
+        return found
+    for container in nested:  # the Responses API and raw usage dicts nest the details
+        details = usage.get(container)
+        if isinstance(details, Mapping):
+            found = _count(details, flat)
+            if found is not None:
+                return found
+    return 0
+
+
+def token_counts(usage: Mapping[str, Any] | None) -> tuple[int | None, int | None, int, int]:
+    """(input, output, cached input, reasoning) tokens from a record's usage, whichever API named them."""
+    if not isinstance(usage, Mapping):
+        return None, None, 0, 0
+    prompt = _count(usage, "prompt_tokens", "input_tokens")
+    completion = _count(usage, "completion_tokens", "output_tokens")
+    cached = _detail(usage, "cached_tokens", ("prompt_tokens_details", "input_tokens_details"))
+    reasoning = _detail(usage, "reasoning_tokens", ("completion_tokens_details", "output_tokens_details"))
+    return prompt, completion, cached, reasoning
+
+
+def cost_usd(
+    model: str | None, usage: Mapping[str, Any] | None, table: Mapping[str, Price] | None = None
+) -> float | None:
+    """Cost of one call in USD, or None when the model's price or the usage is unknown.
+
+    `table` is the price table to use (default: the current one); records keep the table that was
+    current when the call was made.
+    """
+    price = price_for(model, table)
+    prompt, completion, cached, reasoning = token_counts(usage)
+    if price is None or (prompt is None and completion is None):
+        return None
+    prompt, completion = prompt or 0, completion or 0
+    # Cached tokens are part of the prompt and reasoning tokens part of the completion (OpenAI's usage).
+    cached, reasoning = min(max(cached, 0), prompt), min(max(reasoning, 0), completion)
+    cached_price = price.input if price.cached_input is None else price.cached_input
+    reasoning_price = price.output if price.reasoning is None else price.reasoning
+    total = (
+        (prompt - cached) * price.input
+        + cached * cached_price
+        + (completion - reasoning) * price.output
+        + reasoning * reasoning_price
+    )
     return round(total / 1e6, 10)
