@@ -11,6 +11,7 @@ from typing import Any
 
 from ._config import check_optional_limit
 from ._context import trace
+from ._pricing import get_prices, set_prices
 from .llm import LLMTracker
 
 __version__ = "0.1.0"
@@ -19,7 +20,9 @@ __all__ = [
     "__version__",
     "flush",
     "get_conversation_history",
+    "get_prices",
     "init",
+    "set_prices",
     "shutdown",
     "stats",
     "trace",
@@ -68,13 +71,22 @@ def shutdown(timeout: float | None = None) -> None:
     shutdown_all_otel(timeout)
 
 
-def stats() -> dict[str, int]:
-    """Process-wide exporter counters: enqueued, sent, dropped, failed, retried, queue_size (+ otel_*)."""
+def stats() -> dict[str, Any]:
+    """Process-wide figures: exporter counters, OpenTelemetry sink counters, and LLM usage.
+
+    Integers `enqueued`, `sent`, `dropped`, `failed`, `retried`, `queue_size` (the exporter) and
+    `otel_exported`, `otel_skipped`, `otel_dropped`, `otel_failed`, `otel_queue_size`; and `usage`: every
+    traced call (sampled out or not) as `calls`, `errors` ({type: n}), `incomplete`, token counts,
+    `cost_usd`, `unpriced_calls`, `latency_ms` ({"p50", "p95"}) and `by_model` (the same per requested
+    model, plus `ttft_ms` and the latest `rate_limit_remaining`). See docs/cost.md.
+    """
     from ._export import exporter_stats
     from ._export.otel import otel_stats
+    from ._stats import usage_stats
 
-    counters = dict(exporter_stats())
+    counters: dict[str, Any] = dict(exporter_stats())
     counters.update({f"otel_{name}": value for name, value in otel_stats().items()})
+    counters["usage"] = usage_stats()
     return counters
 
 

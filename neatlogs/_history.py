@@ -7,19 +7,30 @@ import threading
 from collections import deque
 from typing import Any
 
+from ._capture import DEFAULT_SETTINGS, METADATA, CaptureSettings
 from ._record import CallRecord
 
 DEFAULT_HISTORY_SIZE = 1000
 
 
 class History:
-    """Keeps the most recent records; also a sink, so a tracker's history can collect its providers'."""
+    """Keeps the most recent records; also a sink, so a tracker's history can collect its providers'.
 
-    __slots__ = ("_lock", "_records")
+    `capture` holds the settings of the provider or tracker that owns it: `capture.history` says
+    whether snapshots show full content or only metadata.
+    """
 
-    def __init__(self, max_records: int = DEFAULT_HISTORY_SIZE) -> None:
+    __slots__ = ("_lock", "_records", "capture")
+
+    # Sampling limits what leaves the process; the history keeps every call.
+    sees_every_call = True
+
+    def __init__(
+        self, max_records: int = DEFAULT_HISTORY_SIZE, capture: CaptureSettings = DEFAULT_SETTINGS
+    ) -> None:
         self._records: deque[CallRecord] = deque(maxlen=max_records)
         self._lock = threading.Lock()
+        self.capture = capture
 
     def emit(self, record: CallRecord) -> None:
         with self._lock:
@@ -31,6 +42,8 @@ class History:
             records = list(self._records)
         if limit is not None:
             records = records[-limit:] if limit > 0 else []
+        if self.capture.history == METADATA:
+            return [copy.deepcopy(r.metadata_dict()) for r in records]
         return [copy.deepcopy(r.to_dict()) for r in records]
 
     @property

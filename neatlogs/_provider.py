@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
+from ._capture import (
+    DEFAULT_MAX_RECORD_BYTES,
+    DEFAULT_MAX_STRING_LENGTH,
+    METADATA,
+    OPTION_NAMES,
+    CaptureSettings,
+    ContentView,
+    Redactor,
+)
 from ._config import check_bool, check_optional_limit, check_positive_int, check_tags, check_trace_id
 from ._history import DEFAULT_HISTORY_SIZE, History
 from ._log import logger
@@ -14,8 +24,28 @@ from ._recorder import Recorder, Sink
 _no_endpoint_logged = threading.Event()
 
 
+def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(capture options, exporter options); an unknown name is a TypeError listing every valid one."""
+    from ._export.settings import ExporterSettings
+
+    exporter_names = [field.name for field in dataclasses.fields(ExporterSettings)]
+    unknown = sorted(set(options) - set(OPTION_NAMES) - set(exporter_names))
+    if unknown:
+        valid = ", ".join(
+            [*exporter_names, *OPTION_NAMES, "history_size", "otel", "tracer_provider", "meter_provider"]
+        )
+        raise TypeError(f"unknown setting(s) {', '.join(unknown)}; valid names are {valid}")
+    capture = {name: value for name, value in options.items() if name in OPTION_NAMES}
+    exporter = {name: value for name, value in options.items() if name not in OPTION_NAMES}
+    return capture, exporter
+
+
 class Pipeline:
-    """The sinks a traced call goes to, built once from the user's settings."""
+    """The sinks a traced call goes to, built once from the user's settings.
+
+    `exporter_options` may also hold the capture options (`capture_content`, `redact`, `mask_secrets`,
+    `mask_pii`, `max_string_length`, `max_record_bytes`, `sample_rate`; see `_capture.CaptureSettings`).
+    """
 
     def __init__(
         self,
@@ -31,13 +61,17 @@ class Pipeline:
         check_bool(otel, "otel")
         from ._export.settings import ExporterSettings
 
+        capture_options, exporter_options = _split_options(exporter_options)
+        self.capture = CaptureSettings.resolve(**capture_options)
         self.settings = ExporterSettings.resolve(endpoint=endpoint, api_key=api_key, **exporter_options)
-        self.history = History(history_size)
+        self.history = History(history_size, self.capture)
         self.sinks: list[Sink] = []
         if self.settings.endpoint:
             from ._export import exporter_sink
 
-            self.sinks.append(exporter_sink(self.settings))
+            sink = exporter_sink(self.settings)
+            # The exporter's queue is shared per endpoint; the view is chosen per provider, here.
+            self.sinks.append(ContentView(sink, METADATA) if self.capture.exporter == METADATA else sink)
         elif not _no_endpoint_logged.is_set():
             _no_endpoint_logged.set()
             logger.info(
@@ -48,7 +82,13 @@ class Pipeline:
         if otel:
             from ._export.otel import OTelSink
 
-            self.sinks.append(OTelSink(tracer_provider=tracer_provider, meter_provider=meter_provider))
+            self.sinks.append(
+                OTelSink(
+                    tracer_provider=tracer_provider,
+                    meter_provider=meter_provider,
+                    capture_content=self.capture.otel_capture_content(),
+                )
+            )
 
 
 class Instrumentation:
@@ -69,23 +109,43 @@ class Instrumentation:
         otel: bool = True,
         tracer_provider: Any = None,
         meter_provider: Any = None,
+        capture_content: str | dict[str, str] | bool | None = None,
+        redact: Redactor | None = None,
+        mask_secrets: bool = True,
+        mask_pii: bool = False,
+        max_string_length: int | None = DEFAULT_MAX_STRING_LENGTH,
+        max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES,
+        sample_rate: float | None = None,
         **exporter_options: Any,
     ) -> None:
         trace_id = check_trace_id(trace_id)
         tag_tuple = check_tags(tags)
         self._check_client(client)
-        pipeline = Pipeline(
-            api_key, endpoint, history_size, otel, tracer_provider, meter_provider, exporter_options
-        )
+        options = {
+            "capture_content": capture_content,
+            "redact": redact,
+            "mask_secrets": mask_secrets,
+            "mask_pii": mask_pii,
+            "max_string_length": max_string_length,
+            "max_record_bytes": max_record_bytes,
+            "sample_rate": sample_rate,
+            **exporter_options,
+        }
+        pipeline = Pipeline(api_key, endpoint, history_size, otel, tracer_provider, meter_provider, options)
         self._history = pipeline.history
-        self._recorder = Recorder(trace_id, tag_tuple, [pipeline.history, *pipeline.sinks], client)
+        self._recorder = Recorder(
+            trace_id, tag_tuple, [pipeline.history, *pipeline.sinks], client, pipeline.capture
+        )
 
     @classmethod
     def _attached(cls, trace_id: str, tags: tuple[str, ...], history: History, sinks: list[Sink]) -> Any:
-        """A provider made by a tracker: its own history, then the tracker's history and sinks."""
+        """A provider made by a tracker: its own history, then the tracker's history and sinks.
+
+        The tracker's capture settings travel with its history.
+        """
         self = cls.__new__(cls)
-        self._history = History(history.capacity)
-        self._recorder = Recorder(trace_id, tags, [self._history, history, *sinks])
+        self._history = History(history.capacity, history.capture)
+        self._recorder = Recorder(trace_id, tags, [self._history, history, *sinks], capture=history.capture)
         return self
 
     def _check_client(self, client: Any) -> None:

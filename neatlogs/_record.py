@@ -1,8 +1,11 @@
 """The call record.
 
 A `CallRecord` is created on the caller's thread and holds only references and timestamps.
-`to_dict()` turns it into the contract's JSON-safe dict exactly once, later, on whichever
-thread first needs it (the exporter's, or a `get_conversation_history()` caller).
+Later, on whichever thread first needs it (the exporter's, the stats worker's, or a
+`get_conversation_history()` caller), the provider's reader turns it into a raw dict once; the
+views sinks see are derived from that, each once: `to_dict()` (full content) and
+`metadata_dict()` (no prompt or completion text), both masked, size-limited and redacted as the
+recording provider's `CaptureSettings` say (see `_capture.py`).
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from . import _pricing
+from ._capture import DEFAULT_SETTINGS, FULL, METADATA, CaptureSettings, build_view, metadata_of_view
 from ._log import log_internal_error
-from ._pricing import cost_usd
+from ._ratelimit import headers_of, rate_limit_from_headers
 from ._redact import mask_secrets
 
 # A provider-specific function that reads what a call kept and returns contract fields.
 Reader = Callable[["CallRecord"], dict[str, Any]]
 
+# Guards building the raw dict (the reader reads SDK objects, then they are released). Views are built
+# outside it, from the raw dict, which never changes once built.
 _CONVERT_LOCK = threading.Lock()
 
 
@@ -45,13 +52,21 @@ class CallRecord:
     """One traced call: what was asked, what came back, and when."""
 
     __slots__ = (
-        "_dict",
+        "_facts",
+        "_full",
+        "_meta",
+        "_raw",
+        "_source",
+        "_view",
+        "capture",
         "chunks",
         "client",
         "context",
         "error",
         "finished",
+        "is_copy",
         "operation",
+        "prices",
         "provider",
         "reader",
         "request",
@@ -95,14 +110,41 @@ class CallRecord:
         self.tags: tuple[str, ...] = ()
         self.context: Any = None
         self.scope: tuple[str | None, tuple[str, ...]] | None = None  # from `neatlogs.trace(...)`
-        self._dict: dict[str, Any] | None = None
+        self.prices = _pricing.PRICES  # the price table when the call was made, used when it is converted
+        self.capture: CaptureSettings = DEFAULT_SETTINGS  # set by the recorder that delivers the record
+        self.is_copy = False
+        self._raw: dict[str, Any] | None = None
+        self._facts: dict[str, Any] | None = None
+        self._full: dict[str, Any] | None = None
+        self._meta: dict[str, Any] | None = None
+        self._source: CallRecord | None = None  # set on a view made by `view()`
+        self._view = FULL
 
     def copy(self) -> CallRecord:
         """A shallow copy that shares the call's data; used when several recorders see one call."""
         twin = CallRecord.__new__(CallRecord)
         for name in CallRecord.__slots__:
             setattr(twin, name, getattr(self, name))
-        twin._dict = None
+        twin._raw = twin._facts = twin._full = twin._meta = None
+        twin.is_copy = True
+        return twin
+
+    def view(self, mode: str) -> CallRecord:
+        """This record as a sink with capture mode `mode` must see it: its `to_dict()` is that view.
+
+        The view shares the call's timings, context and error, and converts through this record, so
+        the reader still runs once.
+        """
+        if mode == FULL and self._source is None:
+            return self
+        source = self._source or self
+        twin = CallRecord.__new__(CallRecord)
+        for name in CallRecord.__slots__:
+            setattr(twin, name, getattr(self, name))
+        twin.response, twin.chunks, twin.request = None, [], {}  # only `source` reads them
+        twin._raw = twin._facts = twin._full = twin._meta = None
+        twin._source, twin._view = source, mode
+        twin.is_copy = True
         return twin
 
     @property
@@ -111,23 +153,96 @@ class CallRecord:
         return (self.t_end - self.t_start) if self.t_end is not None else 0
 
     def to_dict(self) -> dict[str, Any]:
-        """The contract's JSON-safe dict; built once and cached. Callers must not mutate it."""
-        built = self._dict
-        if built is None:
-            with _CONVERT_LOCK:
-                built = self._dict
-                if built is None:
-                    built = self._dict = self._build()
-                    # The SDK objects are no longer needed: let them go so kept records stay small.
-                    self.response = None
-                    self.chunks = []
-                    self.request = {}
-        return built
+        """The contract's JSON-safe dict (full content, masked and redacted); built once and cached.
 
-    def _build(self) -> dict[str, Any]:
+        Callers must not mutate it. On a view made by `view("metadata")` this is the metadata view.
+        """
+        source = self._source
+        if source is not None:
+            return source.metadata_dict() if self._view == METADATA else source.to_dict()
+        full = self._full
+        if full is not None:
+            return full
+        try:
+            raw = self._ensure_raw()
+            built = self._full
+            if built is None:
+                built = build_view(raw, FULL, self.capture) if raw is not None else None
+        except Exception:
+            log_internal_error("preparing a record's content")
+            built = None
+        with _CONVERT_LOCK:
+            if self._full is None:
+                self._full = built if built is not None else self._fallback()
+                self._raw = None  # the metadata view can be derived from the full one now
+            return self._full
+
+    def metadata_dict(self) -> dict[str, Any]:
+        """The record without prompt or completion text (see `_capture.strip_content`); built once."""
+        source = self._source
+        if source is not None:
+            return source.metadata_dict()
+        meta = self._meta
+        if meta is not None:
+            return meta
+        try:
+            full = self._full
+            if full is not None:
+                built: dict[str, Any] | None = metadata_of_view(full)
+            else:
+                raw = self._ensure_raw()
+                full = self._full
+                if raw is None and full is not None:
+                    built = metadata_of_view(full)
+                else:
+                    built = build_view(raw or {}, METADATA, self.capture)
+        except Exception:
+            log_internal_error("preparing a record's metadata")
+            built = None
+        with _CONVERT_LOCK:
+            if self._meta is None:
+                self._meta = built if built is not None else metadata_of_view(self._fallback())
+            return self._meta
+
+    def facts(self) -> dict[str, Any]:
+        """What usage statistics need (model, tokens, cost, status, timings, rate limits); unredacted."""
+        source = self._source
+        if source is not None:
+            return source.facts()
+        facts = self._facts
+        if facts is None:
+            self._ensure_raw()
+            facts = self._facts
+        return facts if facts is not None else {}
+
+    def _ensure_raw(self) -> dict[str, Any] | None:
+        """Run the reader once (under the lock, then the SDK objects are released); the raw dict, or
+        None once the full view is built and the raw dict was let go."""
+        with _CONVERT_LOCK:
+            if self._facts is None:
+                try:
+                    raw = self._build()
+                except Exception:
+                    log_internal_error("converting a record")
+                    raw = self._base()
+                self._raw = raw
+                self._facts = _facts_of(raw)
+                # The SDK objects are no longer needed: let them go so kept records stay small.
+                self.response = None
+                self.chunks = []
+                self.request = {}
+            return self._raw
+
+    def _fallback(self) -> dict[str, Any]:
+        # Only if building a view failed: the fields that need no reader, masked.
+        base = self._base()
+        base["capture"] = METADATA
+        return base
+
+    def _base(self) -> dict[str, Any]:
         end = self.t_end if self.t_end is not None else self.t_start
         duration_ns = end - self.t_start
-        record: dict[str, Any] = {
+        return {
             "id": uuid.uuid4().hex,
             "trace_id": self.trace_id,
             "provider": self.provider,
@@ -149,13 +264,40 @@ class CallRecord:
             "ttft_ms": (self.t_first - self.t_start) / 1e6 if self.t_first is not None else None,
             "status": self.status,
             "error": error_info(self.error) if self.error is not None else None,
+            "rate_limit": None,
         }
+
+    def _build(self) -> dict[str, Any]:
+        record = self._base()
         try:
             record.update(self.reader(self))
         except Exception:
             log_internal_error(f"reading a {self.provider} {self.operation} call")
+        if record.get("rate_limit") is None:
+            try:
+                record["rate_limit"] = rate_limit_from_headers(
+                    headers_of(self.response, self.stream, self.error)
+                )
+            except Exception:
+                log_internal_error("reading rate-limit headers")
         try:
-            record["cost_usd"] = cost_usd(record["response_model"] or record["model"], record["usage"])
+            model = record["response_model"] or record["model"]
+            record["cost_usd"] = _pricing.cost_usd(model, record["usage"], self.prices)
         except Exception:
             log_internal_error("pricing a call")
         return record
+
+
+def _facts_of(raw: dict[str, Any]) -> dict[str, Any]:
+    error = raw.get("error")
+    model = raw.get("model")
+    return {
+        "model": model if isinstance(model, str) and model else "unknown",
+        "status": raw.get("status"),
+        "error_type": error.get("type") if isinstance(error, dict) else None,
+        "usage": raw.get("usage") if isinstance(raw.get("usage"), dict) else None,
+        "cost_usd": raw.get("cost_usd"),
+        "duration_ms": raw.get("duration_ms"),
+        "ttft_ms": raw.get("ttft_ms"),
+        "rate_limit": raw.get("rate_limit"),
+    }

@@ -1,11 +1,15 @@
-"""Where a finished call goes: a recorder stamps it with its trace id and tags and hands it to its sinks."""
+"""Where a finished call goes: a recorder stamps it with its trace id, tags and capture settings, counts it
+in the usage statistics, samples it, and hands it to its sinks."""
 
 from __future__ import annotations
 
+import random
 from typing import Any, Protocol
 
+from ._capture import DEFAULT_SETTINGS, CaptureSettings
 from ._log import log_internal_error
 from ._record import CallRecord
+from ._stats import USAGE
 
 
 class Sink(Protocol):
@@ -14,16 +18,33 @@ class Sink(Protocol):
     def emit(self, record: CallRecord) -> None: ...
 
 
+def _sees_every_call(sink: Sink) -> bool:
+    # In-process sinks (the conversation history) keep sampled-out calls: sampling limits what leaves
+    # the process, and an application may rely on its history.
+    return getattr(sink, "sees_every_call", False) is True
+
+
 class Recorder:
-    """One provider's view of the calls it traces: its trace id, tags, client filter and sinks."""
+    """One provider's view of the calls it traces: trace id, tags, client filter, capture settings, sinks."""
 
-    __slots__ = ("client", "sinks", "tags", "trace_id")
+    __slots__ = ("_always", "_sampled", "capture", "client", "sample_rate", "sinks", "tags", "trace_id")
 
-    def __init__(self, trace_id: str, tags: tuple[str, ...], sinks: list[Sink], client: Any = None) -> None:
+    def __init__(
+        self,
+        trace_id: str,
+        tags: tuple[str, ...],
+        sinks: list[Sink],
+        client: Any = None,
+        capture: CaptureSettings = DEFAULT_SETTINGS,
+    ) -> None:
         self.trace_id = trace_id
         self.tags = tags
         self.sinks = sinks
         self.client = client
+        self.capture = capture
+        self.sample_rate = capture.sample_rate
+        self._always = [sink for sink in sinks if _sees_every_call(sink)]
+        self._sampled = [sink for sink in sinks if not _sees_every_call(sink)]
 
     def wants(self, client: Any) -> bool:
         """True when this recorder traces calls made through `client`."""
@@ -37,11 +58,23 @@ class Recorder:
         else:
             record.trace_id = scope[0] or self.trace_id
             record.tags = self.tags + tuple(t for t in scope[1] if t not in self.tags)
-        for sink in self.sinks:
-            try:
-                sink.emit(record)
-            except Exception:
-                log_internal_error(f"sink {type(sink).__name__}")
+        record.capture = self.capture
+        if not record.is_copy:  # one call, counted once however many recorders see it
+            USAGE.observe(record)
+        for sink in self._always:
+            _emit(sink, record)
+        rate = self.sample_rate
+        # Errors are always kept; a sampled-out success still counts in neatlogs.stats().
+        if rate >= 1.0 or record.status == "error" or (rate > 0.0 and random.random() < rate):
+            for sink in self._sampled:
+                _emit(sink, record)
+
+
+def _emit(sink: Sink, record: CallRecord) -> None:
+    try:
+        sink.emit(record)
+    except Exception:
+        log_internal_error(f"sink {type(sink).__name__}")
 
 
 def dispatch(recorders: tuple[Recorder, ...], client: Any, record: CallRecord) -> None:
