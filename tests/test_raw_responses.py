@@ -10,6 +10,7 @@ from typing import Any
 
 import openai
 import pytest
+import wrapt
 
 from neatlogs.openai import OpenAIProvider
 
@@ -46,6 +47,44 @@ EXPECTED = {
     "embeddings": 8,
 }
 STREAMING = ["chat", "completion", "responses"]
+
+
+def _patched_methods() -> list[tuple[type, str]]:
+    from openai._legacy_response import LegacyAPIResponse
+    from openai._response import APIResponse, AsyncAPIResponse
+    from openai.lib.streaming.chat import AsyncChatCompletionStream, ChatCompletionStream
+    from openai.lib.streaming.responses import AsyncResponseStream, ResponseStream
+    from openai.resources.chat.completions import AsyncCompletions, Completions
+    from openai.resources.embeddings import AsyncEmbeddings, Embeddings
+    from openai.resources.responses import AsyncResponses, Responses
+
+    return [
+        *[
+            (cls, name)
+            for cls in (Completions, AsyncCompletions, Responses, AsyncResponses)
+            for name in ("create", "parse")
+        ],
+        (Embeddings, "create"),
+        (AsyncEmbeddings, "create"),
+        (LegacyAPIResponse, "parse"),
+        *[(cls, name) for cls in (APIResponse, AsyncAPIResponse) for name in ("parse", "close")],
+        *[
+            (cls, "close")
+            for cls in (ChatCompletionStream, AsyncChatCompletionStream, ResponseStream, AsyncResponseStream)
+        ],
+    ]
+
+
+def test_every_method_this_needs_is_found_in_the_installed_sdk_and_restored_by_undo(
+    make_provider: Callable[..., OpenAIProvider],
+) -> None:
+    methods = _patched_methods()
+    before = [vars(cls)[name] for cls, name in methods]
+    provider = make_provider()
+
+    assert all(isinstance(vars(cls)[name], wrapt.FunctionWrapper) for cls, name in methods)
+    provider.undo_override()
+    assert all(vars(cls)[name] is original for (cls, name), original in zip(methods, before, strict=True))
 
 
 @pytest.fixture
