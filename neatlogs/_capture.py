@@ -200,7 +200,8 @@ _METADATA_FIELDS = frozenset(
         "id", "trace_id", "provider", "operation", "model", "response_model", "finish_reason", "stream",
         "usage", "cost_usd", "tags", "started_at", "ended_at", "duration_ms", "ttft_ms", "status", "error",
         "request_id", "response_id", "server_address", "server_port", "system_fingerprint", "service_tier",
-        "rate_limit", "capture",
+        "rate_limit", "capture", "provider_name", "azure_deployment", "azure_api_version", "input_count",
+        "dimensions", "custom_llm_provider", "litellm_cost_usd",
     }
 )  # fmt: skip
 # Request parameters that configure a call rather than carry its content.
@@ -236,12 +237,10 @@ def _names_only(tools: Any) -> list[Any]:
 def _strip_call(call: Any) -> Any:
     if not isinstance(call, Mapping):
         return None
-    stripped = {key: call[key] for key in ("id", "type", "index") if key in call}
-    function = call.get("function")
-    if isinstance(function, Mapping):
-        stripped["function"] = {"name": function.get("name")}
-    elif "name" in call:
-        stripped["name"] = call["name"]
+    stripped = {key: call[key] for key in ("id", "type", "index", "name") if key in call}
+    for kind in ("function", "custom"):  # the tool's name stays; its arguments / input do not
+        if isinstance(call.get(kind), Mapping):
+            stripped[kind] = {"name": call[kind].get("name")}
     return stripped
 
 

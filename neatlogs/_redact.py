@@ -22,10 +22,17 @@ _SECRET = re.compile(
     r"|(?:\bxox[abposr]-[A-Za-z0-9-]{10,})"  # Slack tokens
     r"|(?:\bAIza[0-9A-Za-z_\-]{35})"  # Google API keys
 )
-_SECRET_MARKERS = (
-    "sk-", "earer ", "AKIA", "ASIA", "eyJ", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AIza",
-    "aws_secret", "AWS_SECRET",
+# What every secret above starts with (or sits next to); one C-level search decides whether to mask.
+_SECRET_MARKER = re.compile(
+    "|".join(
+        re.escape(marker)
+        for marker in (
+            "sk-", "earer ", "AKIA", "ASIA", "eyJ", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AIza",
+            "aws_secret", "AWS_SECRET",
+        )
+    )
 )  # fmt: skip
+_SHORTEST_SECRET = 11  # "sk-" and 8 characters
 # AWS secret access keys are 40 base64 characters: masked only next to the name that says what they are.
 _AWS_SECRET_NAME = re.compile(r"(aws_secret_access_key\s*[=:]\s*[\"']?)[A-Za-z0-9/+=]{40}", re.IGNORECASE)
 
@@ -35,12 +42,13 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A
 _PHONE = re.compile(
     r"(?<![\w+\-./])(?:\+\d{1,3}[ .\-]?)?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]\d{2,5}){1,5}(?![\w\-/]|\.\d)"
 )
+_DIGIT = re.compile(r"\d")
 _DATE_LIKE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}")
 
 
 def mask_secrets(text: str) -> str:
     """Replace anything that looks like a credential (API keys, bearer tokens, AWS keys, JWTs) with a mask."""
-    if not text or not any(marker in text for marker in _SECRET_MARKERS):
+    if len(text) < _SHORTEST_SECRET or _SECRET_MARKER.search(text) is None:
         return text
     text = _AWS_SECRET_NAME.sub(lambda m: m.group(1) + SECRET_MASK, text)
     return _SECRET.sub(SECRET_MASK, text)
@@ -59,11 +67,11 @@ def _is_phone(candidate: str) -> bool:
 
 def mask_pii(text: str) -> str:
     """Replace e-mail addresses and phone numbers with masks (best effort: common formats)."""
-    if not text:
+    if len(text) < 6:  # "a@b.io"
         return text
     if "@" in text:
         text = _EMAIL.sub(EMAIL_MASK, text)
-    if any(ch.isdigit() for ch in text):
+    if _DIGIT.search(text) is not None:
         text = _PHONE.sub(lambda m: PHONE_MASK if _is_phone(m.group(0)) else m.group(0), text)
     return text
 

@@ -51,9 +51,14 @@ class Cleaner:
         self.chars = 0
 
     def text(self, text: str) -> str:
-        if len(text) >= _DATA_URL_MIN:
-            text = _omit_base64(text)
+        size = len(text)
         limit = self.max_string
+        if size < _DATA_URL_MIN and (limit is None or size <= limit):  # the common, short string
+            if self.mask is not None:
+                text = self.mask(text)
+            self.chars += len(text) + 2
+            return text
+        text = _omit_base64(text)
         precut = 0
         if limit is not None and len(text) > limit + _MASK_SLACK:
             precut = len(text) - (limit + _MASK_SLACK)
@@ -66,27 +71,31 @@ class Cleaner:
         return text
 
     def copy(self, value: Any, depth: int = 0) -> Any:
-        if isinstance(value, str):
+        kind = type(value)
+        if kind is str:
             return self.text(value)
-        if value is None or isinstance(value, (bool, int)):
+        if value is None or kind is bool or kind is int:
             self.chars += 5
             return value
         if depth > _MAX_DEPTH:
             return "<too deep>"
-        if isinstance(value, dict):
+        if kind is dict:
             self.chars += 2
             result: dict[str, Any] = {}
             for key, item in value.items():
-                name = key if isinstance(key, str) else str(key)
+                name = key if type(key) is str else str(key)
                 self.chars += len(name) + 4
-                result[name] = self.copy(item, depth + 1)
+                # Strings inline: most leaves are strings, and a call per leaf is most of the cost.
+                result[name] = self.text(item) if type(item) is str else self.copy(item, depth + 1)
             return result
-        if isinstance(value, list):
+        if kind is list:
             self.chars += 2
-            return [self.copy(item, depth + 1) for item in value]
-        if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
+            return [self.text(item) if type(item) is str else self.copy(item, depth + 1) for item in value]
+        if kind is float and value == value and value not in (float("inf"), float("-inf")):
             self.chars += 24
             return value
+        if isinstance(value, str):  # a str subclass (an SDK enum, for example)
+            return self.text(str(value))
         # Anything a reader left unconverted (tuples, SDK objects, NaN): made JSON-safe, then cleaned.
         converted = to_jsonable(value)
         if isinstance(converted, (dict, list, str)):

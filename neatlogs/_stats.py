@@ -27,7 +27,7 @@ _RESERVOIR_SIZE = 1024
 # Records waiting to be counted; beyond this (the worker cannot keep up) calls are counted as uncounted.
 _MAX_PENDING = 100_000
 # After a wake-up the worker waits this long so that it counts records in batches.
-_BATCH_DELAY = 0.05
+_BATCH_DELAY = 0.2
 
 
 class _Reservoir:

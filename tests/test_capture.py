@@ -291,3 +291,27 @@ def test_views_are_built_once_and_shared(
     assert calls == []  # nothing is converted on the caller's thread
     first, second = full.get_conversation_history(), full.get_conversation_history()
     assert first == second and calls == ["full"]
+
+
+def test_metadata_mode_covers_the_responses_api_and_embeddings(
+    make_provider: Callable[..., OpenAIProvider], client: openai.OpenAI
+) -> None:
+    provider = make_provider(capture_content="metadata")
+    tool: Any = {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": WEATHER_TOOL["function"]["parameters"],
+    }
+    client.responses.create(model="gpt-4o-mini", instructions="be brief", input=SECRET_PROMPT, tools=[tool])
+    client.responses.create(model="gpt-4o-mini", input=[{"role": "user", "content": SECRET_PROMPT}])
+    client.embeddings.create(model="text-embedding-3-small", input=[SECRET_PROMPT, "xylophone"])
+
+    tool_call, text, embedding = provider.get_conversation_history()
+    for record in (tool_call, text, embedding):
+        assert_no_content(record)
+        assert "be brief" not in json.dumps(record)
+        assert record["usage"]["prompt_tokens"] > 0
+    assert tool_call["request"]["tools"] == [{"type": "function", "name": "get_weather"}]
+    assert tool_call["choices"][0]["tool_calls"][0]["function"] == {"name": "get_weather"}
+    assert embedding["operation"] == "embeddings" and embedding["input_count"] == 2
