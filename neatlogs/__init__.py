@@ -74,8 +74,8 @@ def shutdown(timeout: float | None = None) -> None:
 def stats() -> dict[str, Any]:
     """Process-wide figures: exporter counters, OpenTelemetry sink counters, and LLM usage.
 
-    Integers `enqueued`, `sent`, `dropped`, `failed`, `retried`, `queue_size` (the exporter) and
-    `otel_exported`, `otel_skipped`, `otel_dropped`, `otel_failed`, `otel_queue_size`; and `usage`: every
+    The exporter's integer counters (`enqueued`, `sent`, `dropped`, `failed`, `retried`, `queue_size`, ...;
+    docs/exporter.md), the OpenTelemetry sink's as `otel_*`, and `usage`: every
     traced call (sampled out or not) as `calls`, `errors` ({type: n}), `incomplete`, token counts,
     `cost_usd`, `unpriced_calls`, `latency_ms` ({"p50", "p95"}) and `by_model` (the same per requested
     model, plus `ttft_ms` and the latest `rate_limit_remaining`). See docs/cost.md.
