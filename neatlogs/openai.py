@@ -8,10 +8,25 @@ from typing import Any
 from ._context import CURRENT_SCOPE
 from ._log import log_internal_error
 from ._patch.openai import OPENAI_PATCHES, read_chat, read_completion, snapshot_kwargs
+from ._patch.openai_embeddings import read_embeddings
+from ._patch.openai_responses import read_responses
 from ._provider import Instrumentation
-from ._record import CallRecord
+from ._record import CallRecord, Reader
 
 __all__ = ["OpenAIProvider"]
+
+
+def _operation_of(request: dict[str, Any]) -> tuple[str, Reader]:
+    """Which API a failed call's kwargs were meant for (handle_error only has the kwargs)."""
+    if "messages" in request:
+        return "chat", read_chat
+    if "prompt" in request:
+        return "completion", read_completion
+    if "input" in request:
+        if "embedding" in str(request.get("model", "")):
+            return "embeddings", read_embeddings
+        return "responses", read_responses
+    return "chat", read_chat
 
 
 class OpenAIProvider(Instrumentation):
@@ -41,14 +56,8 @@ class OpenAIProvider(Instrumentation):
         """Record a failed call made with `kwargs`; never raises."""
         try:
             request = snapshot_kwargs(dict(kwargs or {}))
-            is_chat = "messages" in request or "prompt" not in request
-            record = CallRecord(
-                "openai",
-                "chat" if is_chat else "completion",
-                read_chat if is_chat else read_completion,
-                request,
-                bool(request.get("stream")),
-            )
+            operation, reader = _operation_of(request)
+            record = CallRecord("openai", operation, reader, request, bool(request.get("stream")))
             record.scope = CURRENT_SCOPE.get()
             record.t_end = time.perf_counter_ns()
             record.finished = True

@@ -126,3 +126,25 @@ def test_error_messages_never_carry_a_key(provider: OpenAIProvider) -> None:
     (record,) = provider.get_conversation_history()
     assert OPENAI_KEY not in record["error"]["message"]
     assert "[REDACTED]" in record["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "operation"),
+    [
+        ({"model": "gpt-4o", "messages": HI}, "chat"),
+        ({"model": "gpt-3.5-turbo-instruct", "prompt": "hi"}, "completion"),
+        ({"model": "gpt-4.1", "input": "hi"}, "responses"),
+        ({"model": "text-embedding-3-small", "input": ["a", "b"]}, "embeddings"),
+    ],
+)
+def test_handle_error_tells_the_api_from_the_kwargs(
+    provider: OpenAIProvider, kwargs: dict[str, Any], operation: str
+) -> None:
+    provider.handle_error(RuntimeError("failed"), kwargs)
+
+    (record,) = provider.get_conversation_history()
+    assert (
+        record["operation"] == operation
+        and record["status"] == "error"
+        and record["model"] == kwargs["model"]
+    )

@@ -121,6 +121,9 @@ def operation_name(record: Mapping[str, Any]) -> str:
 
 def provider_name(record: Mapping[str, Any]) -> str:
     """gen_ai.provider.name: the well-known value for the record's provider (Azure told by its host)."""
+    named = record.get("provider_name")  # set by the reader when it knows the vendor (Azure, ...)
+    if isinstance(named, str) and named:
+        return named
     provider = str(record.get("provider") or "")
     address = record.get("server_address")
     if provider == "openai" and isinstance(address, str) and address.endswith(".openai.azure.com"):
