@@ -139,12 +139,29 @@ class CallRecord:
             return self
         source = self._source or self
         twin = CallRecord.__new__(CallRecord)
-        for name in CallRecord.__slots__:
-            setattr(twin, name, getattr(self, name))
+        twin.started_ns, twin.t_start, twin.t_first, twin.t_end = (
+            self.started_ns,
+            self.t_start,
+            self.t_first,
+            self.t_end,
+        )
+        twin.provider, twin.operation, twin.reader, twin.stream = (
+            self.provider,
+            self.operation,
+            self.reader,
+            self.stream,
+        )
+        twin.client, twin.context, twin.scope, twin.error = self.client, self.context, self.scope, self.error
+        twin.status, twin.finished, twin.trace_id, twin.tags = (
+            self.status,
+            self.finished,
+            self.trace_id,
+            self.tags,
+        )
+        twin.capture, twin.prices, twin.is_copy = self.capture, self.prices, True
         twin.response, twin.chunks, twin.request = None, [], {}  # only `source` reads them
         twin._raw = twin._facts = twin._full = twin._meta = None
         twin._source, twin._view = source, mode
-        twin.is_copy = True
         return twin
 
     @property
