@@ -71,6 +71,7 @@ class CallRecord:
         "reader",
         "request",
         "response",
+        "sampled",
         "scope",
         "started_ns",
         "status",
@@ -113,6 +114,7 @@ class CallRecord:
         self.prices = _pricing.PRICES  # the price table when the call was made, used when it is converted
         self.capture: CaptureSettings = DEFAULT_SETTINGS  # set by the recorder that delivers the record
         self.is_copy = False
+        self.sampled = True  # False once a recorder's sample rate left it out of the sinks that sample
         self._raw: dict[str, Any] | None = None
         self._facts: dict[str, Any] | None = None
         self._full: dict[str, Any] | None = None
@@ -158,7 +160,7 @@ class CallRecord:
             self.trace_id,
             self.tags,
         )
-        twin.capture, twin.prices, twin.is_copy = self.capture, self.prices, True
+        twin.capture, twin.prices, twin.is_copy, twin.sampled = self.capture, self.prices, True, self.sampled
         twin.response, twin.chunks, twin.request = None, [], {}  # only `source` reads them
         twin._raw = twin._facts = twin._full = twin._meta = None
         twin._source, twin._view = source, mode

@@ -61,20 +61,21 @@ class Recorder:
         record.capture = self.capture
         if not record.is_copy:  # one call, counted once however many recorders see it
             USAGE.observe(record)
-        for sink in self._always:
-            _emit(sink, record)
         rate = self.sample_rate
-        # Errors are always kept; a sampled-out success still counts in neatlogs.stats().
-        if rate >= 1.0 or record.status == "error" or (rate > 0.0 and random.random() < rate):
+        # Errors are always kept; a sampled-out call still counts in neatlogs.stats() and stays in histories.
+        sampled = rate >= 1.0 or record.status == "error" or (rate > 0.0 and random.random() < rate)
+        record.sampled = sampled
+        for sink in self._always:
+            try:
+                sink.emit(record)
+            except Exception:
+                log_internal_error(f"sink {type(sink).__name__}")
+        if sampled:
             for sink in self._sampled:
-                _emit(sink, record)
-
-
-def _emit(sink: Sink, record: CallRecord) -> None:
-    try:
-        sink.emit(record)
-    except Exception:
-        log_internal_error(f"sink {type(sink).__name__}")
+                try:
+                    sink.emit(record)
+                except Exception:
+                    log_internal_error(f"sink {type(sink).__name__}")
 
 
 def dispatch(recorders: tuple[Recorder, ...], client: Any, record: CallRecord) -> None:
