@@ -1,0 +1,320 @@
+"""Call wrappers and stream proxies for SDKs whose streams are plain iterators, not `openai.Stream`.
+
+openai 0.28 streams are generators and async generators; LiteLLM's `CustomStreamWrapper` is both
+a sync and an async iterator. The proxies keep the SDK object's type (`isinstance` holds), take
+each chunk by reference, and finalise the record exactly once: at the end, on an error, on
+`close()`/`aclose()`, or when the abandoned stream is garbage-collected. Methods the SDK object
+lacks stay missing (or fail exactly as they would untraced).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import wrapt
+
+from .._context import IN_TRACED_CALL
+from .._log import log_internal_error
+from .._record import CallRecord
+from .._recorder import dispatch
+from ._calls import CallKind, _begin, _fail
+from ._patchset import PatchSet
+from .streams import Finish, _finalise, _status_for
+
+# (call result, record, finish) -> a stream proxy, or None when the result is a finished response.
+WrapStream = Callable[[Any, CallRecord, Finish], Any]
+
+
+@dataclass(frozen=True)
+class IteratorKind:
+    """A `CallKind` whose streams are wrapped by `wrap_stream` instead of the openai.Stream proxies."""
+
+    call: CallKind
+    wrap_stream: WrapStream
+    # Names of the function's positional parameters, for SDK functions called positionally
+    # (`litellm.completion("gpt-4o", messages)`); empty when every argument is a keyword.
+    parameters: tuple[str, ...] = ()
+    # (record, instance, named kwargs) -> None: keeps call-time facts the reader needs (e.g. api_base).
+    prepare: Callable[[CallRecord, Any, dict[str, Any]], None] | None = None
+
+
+def _named(kind: IteratorKind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    if not args or not kind.parameters:
+        return kwargs
+    named = dict(zip(kind.parameters, args, strict=False))
+    named.update(kwargs)
+    return named
+
+
+def _positional(kind: IteratorKind, args: tuple[Any, ...], named: dict[str, Any]) -> tuple[Any, ...]:
+    # The snapshot may have materialised a one-shot iterable: the SDK must get those same items.
+    count = min(len(args), len(kind.parameters))
+    return tuple(named[name] for name in kind.parameters[:count]) + args[count:]
+
+
+def _start(
+    kind: IteratorKind, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[CallRecord, Any, tuple[Any, ...]] | None:
+    named = _named(kind, args, kwargs)
+    begun = _begin(kind.call, instance, named)
+    if begun is None:
+        return None
+    record, client = begun
+    if named is not kwargs:
+        args = _positional(kind, args, named)
+    if kind.prepare is not None:
+        try:
+            kind.prepare(record, instance, named)
+        except Exception:
+            log_internal_error(f"starting a {kind.call.provider} {kind.call.operation} record")
+    return record, client, args
+
+
+def _complete(patch: PatchSet, kind: IteratorKind, client: Any, record: CallRecord, result: Any) -> Any:
+    try:
+        recorders = patch.recorders
+
+        def finish(done: CallRecord) -> None:
+            dispatch(recorders, client, done)
+
+        proxy = kind.wrap_stream(result, record, finish)
+        if proxy is not None:
+            return proxy
+        record.t_end = time.perf_counter_ns()
+        record.finished = True
+        record.response = result
+        finish(record)
+    except Exception:
+        log_internal_error(f"recording a {kind.call.provider} {kind.call.operation} call")
+    return result
+
+
+def iterator_sync_wrapper(kind: IteratorKind) -> Callable[[PatchSet], Callable[..., Any]]:
+    """A wrapt wrapper factory for a synchronous SDK function whose streams are plain iterators."""
+
+    def factory(patch: PatchSet) -> Callable[..., Any]:
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if not patch.recorders:
+                return wrapped(*args, **kwargs)
+            started = _start(kind, instance, args, kwargs)
+            if started is None:
+                return wrapped(*args, **kwargs)
+            record, client, args = started
+            token = IN_TRACED_CALL.set(True)
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                _fail(patch, client, record, exc)
+                raise
+            finally:
+                IN_TRACED_CALL.reset(token)
+            return _complete(patch, kind, client, record, result)
+
+        return wrapper
+
+    return factory
+
+
+def iterator_async_wrapper(kind: IteratorKind) -> Callable[[PatchSet], Callable[..., Any]]:
+    """A wrapt wrapper factory for an `async def` SDK function whose streams are plain iterators."""
+
+    def factory(patch: PatchSet) -> Callable[..., Any]:
+        async def traced(wrapped: Any, args: Any, kwargs: Any, client: Any, record: CallRecord) -> Any:
+            token = IN_TRACED_CALL.set(True)
+            try:
+                result = await wrapped(*args, **kwargs)
+            except BaseException as exc:  # asyncio cancellation too: the call is still recorded
+                _fail(patch, client, record, exc)
+                raise
+            finally:
+                IN_TRACED_CALL.reset(token)
+            return _complete(patch, kind, client, record, result)
+
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if not patch.recorders:
+                return wrapped(*args, **kwargs)
+            started = _start(kind, instance, args, kwargs)
+            if started is None:
+                return wrapped(*args, **kwargs)
+            record, client, args = started
+            return traced(wrapped, args, kwargs, client, record)
+
+        return wrapper
+
+    return factory
+
+
+# ---- stream proxies ----
+
+
+def _keep(record: CallRecord, chunk: Any) -> None:
+    chunks = record.chunks
+    if not chunks:
+        record.t_first = time.perf_counter_ns()
+    chunks.append(chunk)
+
+
+class _IteratorProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+    def __init__(self, wrapped: Any, record: CallRecord, finish: Finish) -> None:
+        super().__init__(wrapped)
+        self._self_record = record
+        self._self_finish = finish
+
+    def _self_end(self, status: str, error: BaseException | None) -> None:
+        _finalise(self._self_record, self._self_finish, status, error)
+
+    def _self_step(self, step: Callable[..., Any], *args: Any) -> Any:
+        try:
+            chunk = step(*args)
+        except StopIteration:
+            self._self_end("success", None)
+            raise
+        except BaseException as exc:
+            self._self_end(_status_for(exc), exc)
+            raise
+        _keep(self._self_record, chunk)
+        return chunk
+
+    async def _self_astep(self, step: Callable[..., Any], *args: Any) -> Any:
+        try:
+            chunk = await step(*args)
+        except StopAsyncIteration:
+            self._self_end("success", None)
+            raise
+        except BaseException as exc:
+            self._self_end(_status_for(exc), exc)
+            raise
+        _keep(self._self_record, chunk)
+        return chunk
+
+    # wrapt's ObjectProxy forwards `with`/`async with` to any object; a generator is no context
+    # manager, so entering the proxy must fail exactly as entering the generator does.
+    def __enter__(self) -> Any:
+        wrapped = self.__wrapped__
+        if not (hasattr(type(wrapped), "__enter__") and hasattr(type(wrapped), "__exit__")):
+            with wrapped:  # raises the interpreter's own TypeError (AttributeError before 3.11)
+                pass
+        wrapped.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._self_end("incomplete", None)
+
+    async def __aenter__(self) -> Any:
+        wrapped = self.__wrapped__
+        if not (hasattr(type(wrapped), "__aenter__") and hasattr(type(wrapped), "__aexit__")):
+            async with wrapped:  # raises the interpreter's own error, as above
+                pass
+        await wrapped.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            self._self_end("incomplete", None)
+
+    def __del__(self) -> None:
+        if not self._self_record.finished:
+            self._self_end("incomplete", None)
+
+
+class IteratorStream(_IteratorProxy):
+    """A proxy for a sync iterator stream (a generator); `isinstance` with its type still holds."""
+
+    def __init__(self, wrapped: Any, record: CallRecord, finish: Finish) -> None:
+        super().__init__(wrapped, record, finish)
+        self._self_next = wrapped.__next__  # bound once: this runs for every chunk
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            chunk = self._self_next()
+        except StopIteration:
+            self._self_end("success", None)
+            raise
+        except BaseException as exc:
+            self._self_end(_status_for(exc), exc)
+            raise
+        _keep(self._self_record, chunk)
+        return chunk
+
+    # Generator methods exist on the proxy only where the wrapped object has them.
+    @property
+    def send(self) -> Callable[[Any], Any]:
+        send = self.__wrapped__.send
+        return lambda value: self._self_step(send, value)
+
+    @property
+    def throw(self) -> Callable[..., Any]:
+        throw = self.__wrapped__.throw
+        return lambda *args: self._self_step(throw, *args)
+
+    @property
+    def close(self) -> Callable[[], Any]:
+        close = self.__wrapped__.close
+
+        def traced_close() -> Any:
+            try:
+                return close()
+            finally:
+                self._self_end("incomplete", None)
+
+        return traced_close
+
+
+class AsyncIteratorStream(_IteratorProxy):
+    """A proxy for an async iterator stream (an async generator); `isinstance` still holds."""
+
+    def __init__(self, wrapped: Any, record: CallRecord, finish: Finish) -> None:
+        super().__init__(wrapped, record, finish)
+        self._self_anext = wrapped.__anext__  # bound once: this runs for every chunk
+
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            chunk = await self._self_anext()
+        except StopAsyncIteration:
+            self._self_end("success", None)
+            raise
+        except BaseException as exc:
+            self._self_end(_status_for(exc), exc)
+            raise
+        _keep(self._self_record, chunk)
+        return chunk
+
+    @property
+    def asend(self) -> Callable[[Any], Any]:
+        asend = self.__wrapped__.asend
+        return lambda value: self._self_astep(asend, value)
+
+    @property
+    def athrow(self) -> Callable[..., Any]:
+        athrow = self.__wrapped__.athrow
+        return lambda *args: self._self_astep(athrow, *args)
+
+    @property
+    def aclose(self) -> Callable[[], Any]:
+        aclose = self.__wrapped__.aclose
+
+        async def traced_aclose() -> Any:
+            try:
+                return await aclose()
+            finally:
+                self._self_end("incomplete", None)
+
+        return traced_aclose
+
+
+class DualIteratorStream(IteratorStream, AsyncIteratorStream):
+    """A proxy for an object that is both a sync and an async iterator (LiteLLM's CustomStreamWrapper)."""
