@@ -20,6 +20,7 @@ __all__ = ["LLMTracker"]
 # SDK module name -> "module:Class" of the provider that traces it.
 _PROVIDERS: dict[str, str] = {
     "openai": "neatlogs.openai:OpenAIProvider",
+    "litellm": "neatlogs.litellm:LiteLLMProvider",
 }
 
 
