@@ -646,3 +646,31 @@ def test_configure_otlp_exports_neatlogs_spans_and_metrics_to_a_collector(fake_o
     assert b"chat gpt-4o-mini" in bodies["/v1/traces"]
     assert b"otlp-test" in bodies["/v1/traces"]  # service.name
     assert b"gen_ai.client.operation.duration" in bodies["/v1/metrics"]
+
+
+def test_sampled_out_calls_make_no_span_but_are_counted_in_the_metrics(
+    make_provider: Callable[..., OpenAIProvider], otel: Otel, client: openai.OpenAI
+) -> None:
+    make_provider(
+        otel=True, tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider, sample_rate=0.0
+    )
+    for _ in range(3):
+        _chat(client)
+
+    assert otel.spans() == []
+    (point,) = _points(otel.metrics()["gen_ai.client.operation.duration"])
+    assert point.count == 3
+
+
+def test_error_spans_carry_no_stack_trace_without_content_capture(
+    traced: OpenAIProvider, otel: Otel, client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.fail_next(status=400)
+    with pytest.raises(openai.BadRequestError):
+        _chat(client)
+
+    (span,) = otel.spans()
+    (event,) = [e for e in span.events if e.name == "exception"]
+    assert event.attributes is not None
+    assert event.attributes["exception.type"] == "BadRequestError"
+    assert "exception.stacktrace" not in event.attributes

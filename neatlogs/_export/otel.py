@@ -324,6 +324,9 @@ class OTelSink:
     `skip_if_other_instrumentor`, calls another GenAI instrumentation already traces make no span here.
     """
 
+    # Sampled-out calls still reach this sink: they become metrics, not spans.
+    sees_every_call = True
+
     def __init__(
         self,
         tracer_provider: Any = None,
@@ -391,8 +394,13 @@ class OTelSink:
             return "skipped"
         if self._skip_other and _other_instrumentor_active(record):
             return "skipped"
-        data = record.to_dict()
+        # Without content capture the sink reads the metadata view: no prompt or completion text at all.
+        data = record.to_dict() if self._capture_content else record.metadata_dict()
         if self._skip_other and _parent_is_same_call(parent, data):
+            return "skipped"
+        if not record.sampled:
+            # Sampling limits what leaves the process as spans; the metrics still count every call.
+            self._record_metrics(record, data, parent)
             return "skipped"
         if _WORKER.seen((record.t_start, record.started_ns, self._destination)):
             return "skipped"
@@ -411,7 +419,9 @@ class OTelSink:
             span.set_attributes(sc.span_attributes(data, self._capture_content))
             if data.get("status") == "error":
                 message = _error_message(data)
-                span.add_event("exception", _exception_attributes(record, data), timestamp=end_ns)
+                span.add_event(
+                    "exception", _exception_attributes(record, data, self._capture_content), timestamp=end_ns
+                )
                 span.set_status(Status(StatusCode.ERROR, message))
         span.end(end_time=end_ns)
         self._record_metrics(record, data, trace.set_span_in_context(span, parent))
@@ -436,14 +446,14 @@ def _error_message(data: dict[str, Any]) -> str:
     return str(error.get("message") or "") if isinstance(error, dict) else ""
 
 
-def _exception_attributes(record: CallRecord, data: dict[str, Any]) -> dict[str, str]:
+def _exception_attributes(record: CallRecord, data: dict[str, Any], capture_content: bool) -> dict[str, str]:
     attributes = {
         "exception.type": sc.error_type(data) or "_OTHER",
         "exception.message": _error_message(data),
     }
     exc = record.error
-    if exc is not None:
-        # The formatted traceback repeats the exception's text, which can hold a key.
+    if exc is not None and capture_content:
+        # The traceback bypasses the record's redaction (it holds local text), so only with content on.
         stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         attributes["exception.stacktrace"] = mask_secrets(stack)
     return attributes
