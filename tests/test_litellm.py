@@ -46,8 +46,9 @@ def call(litellm: Any, fake_openai: Any) -> Callable[..., Any]:
     """`litellm.completion` against the fake OpenAI server, no retries."""
 
     def completion(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("model", MODEL) if not args else None
-        kwargs.setdefault("messages", HI) if len(args) < 2 else None
+        if not args:  # positional model and messages are given together
+            kwargs.setdefault("model", MODEL)
+            kwargs.setdefault("messages", HI)
         return litellm.completion(*args, **_connection(fake_openai, kwargs))
 
     return completion
