@@ -28,3 +28,11 @@ def tests(session: nox.Session, openai: str) -> None:
     session.install("-e", ".[dev]", OPENAI_VERSIONS[openai])
     session.run("python", "-c", "import openai; print('openai', openai.__version__)")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=None)
+def tests_openai0(session: nox.Session) -> None:
+    """openai 0.28's module-level API (tests/v0). Not `.[dev]`: its tools need openai >= 1."""
+    session.install("-e", ".", "openai==0.28.1", "pytest>=8", "pytest-asyncio>=0.23", "pytest-timeout>=2.3")
+    session.run("python", "-c", "import openai; print('openai', openai.__version__)")
+    session.run("pytest", "tests/v0", "--confcutdir=tests/v0", *session.posargs)

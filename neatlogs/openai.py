@@ -10,6 +10,13 @@ from ._log import log_internal_error
 from ._patch.openai import OPENAI_PATCHES, read_chat, read_completion, snapshot_kwargs
 from ._patch.openai_embeddings import read_embeddings
 from ._patch.openai_responses import read_responses
+from ._patch.openai_v0 import (
+    is_openai_v0,
+    read_chat_v0,
+    read_completion_v0,
+    select_openai_patches,
+    snapshot_for,
+)
 from ._provider import Instrumentation
 from ._record import CallRecord, Reader
 
@@ -18,6 +25,8 @@ __all__ = ["OpenAIProvider"]
 
 def _operation_of(request: dict[str, Any]) -> tuple[str, Reader]:
     """Which API a failed call's kwargs were meant for (handle_error only has the kwargs)."""
+    if is_openai_v0():
+        return ("chat", read_chat_v0) if "messages" in request else ("completion", read_completion_v0)
     if "messages" in request:
         return "chat", read_chat
     if "prompt" in request:
@@ -50,12 +59,20 @@ class OpenAIProvider(Instrumentation):
             raise ImportError(
                 "OpenAIProvider.override() needs the openai package: pip install openai"
             ) from exc
+        # openai 0.x has a module-level API of its own; the instance attribute serves undo_override too.
+        self._patches = select_openai_patches()
         super().override()
 
     def handle_error(self, e: BaseException, kwargs: dict[str, Any] | None = None) -> None:
         """Record a failed call made with `kwargs`; never raises."""
         try:
-            request = snapshot_kwargs(dict(kwargs or {}))
+            given = dict(kwargs or {})
+            if is_openai_v0():
+                import openai
+
+                request = snapshot_for(openai)(given)
+            else:
+                request = snapshot_kwargs(given)
             operation, reader = _operation_of(request)
             record = CallRecord("openai", operation, reader, request, bool(request.get("stream")))
             record.scope = CURRENT_SCOPE.get()

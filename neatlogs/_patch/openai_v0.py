@@ -57,7 +57,9 @@ def select_openai_patches() -> PatchSet:
     return OPENAI_V0_PATCHES if is_openai_v0() else OPENAI_PATCHES
 
 
-def _snapshot_for(openai: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def snapshot_for(openai: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The kwargs snapshot for 0.x: transport settings left out, the API base as it is at the call."""
+
     def snapshot(kwargs: dict[str, Any]) -> dict[str, Any]:
         request = {k: v for k, v in snapshot_kwargs(kwargs).items() if k not in _TRANSPORT_KWARGS}
         base = kwargs.get("api_base")
@@ -128,7 +130,7 @@ def _wrap_stream(result: Any, record: CallRecord, finish: Finish) -> Any:
 def _targets() -> list[Target]:
     # Typed as Any: the openai that type checkers see is 1.x or later, which has none of these.
     openai: Any = importlib.import_module("openai")
-    snapshot = _snapshot_for(openai)
+    snapshot = snapshot_for(openai)
 
     def kind(operation: str, reader: Any) -> IteratorKind:
         call = CallKind("openai", operation, reader, _no_client, lambda result: None, snapshot)

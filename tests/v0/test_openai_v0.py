@@ -311,3 +311,13 @@ def test_the_tracker_traces_openai_0_28_too(api: Any) -> None:
     (record,) = tracker.get_conversation_history()
     assert record["provider"] == "openai" and record["tags"] == ["v0"]
     assert all(now is then for now, then in zip(_originals(api), before, strict=True))
+
+
+def test_handle_error_uses_the_0_28_readers(provider: Any, api: Any) -> None:
+    error = api.error.RateLimitError("slow down", http_status=429, headers={"x-request-id": "req_v0"})
+    provider.handle_error(error, {"model": "gpt-4o", "messages": HI, "api_key": "sk-secret-per-call-key"})
+
+    (record,) = provider.get_conversation_history()
+    assert record["operation"] == "chat" and record["status"] == "error"
+    assert record["error"]["status_code"] == 429 and record["error"]["request_id"] == "req_v0"
+    assert "api_key" not in record["request"] and "sk-secret" not in str(record)
