@@ -75,8 +75,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     directory = os.environ.get(_ENV)
     if _tracker is None:
         return
-    # Converting the most recent records runs the readers, as an exporter or a history caller would.
+    # Converting the most recent records runs the readers, as an exporter or a history caller would; the
+    # usage statistics count (and read) every record.
     history = _tracker.get_conversation_history()
+    calls = _recorded_calls()
     _tracker.stop_instrumenting()
     _tracker = None
     logging.getLogger("neatlogs").removeHandler(_errors)
@@ -86,7 +88,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     operations = Counter(f"{r.get('provider')} {r.get('operation')}" for r in history)
     report = {
         "worker": worker,
-        "calls": _recorded_calls(),
+        "calls": calls,
         "recent_operations": dict(operations),  # of the history's most recent records only
         "errors": _errors.errors,
     }
