@@ -36,3 +36,13 @@ def tests_openai0(session: nox.Session) -> None:
     session.install("-e", ".", "openai==0.28.1", "pytest>=8", "pytest-asyncio>=0.23", "pytest-timeout>=2.3")
     session.run("python", "-c", "import openai; print('openai', openai.__version__)")
     session.run("pytest", "tests/v0", "--confcutdir=tests/v0", *session.posargs)
+
+
+@nox.session(python=None)
+@nox.parametrize("openai", list(OPENAI_VERSIONS))
+def sdk(session: nox.Session, openai: str) -> None:
+    """The openai SDK's own offline test-suite without and with neatlogs: no test may end differently."""
+    session.install("-e", ".", OPENAI_VERSIONS[openai], "-r", f"sdk_tests/requirements-openai{openai}.txt")
+    session.run("pytest", "sdk_tests/test_harness.py", "-p", "no:cacheprovider")
+    version = session.run("python", "-c", "import openai; print(openai.__version__)", silent=True)
+    session.run("python", "sdk_tests/run.py", "--openai-version", str(version).strip(), *session.posargs)
