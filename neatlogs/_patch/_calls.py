@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 
@@ -40,6 +40,25 @@ class CallKind:
     snapshot: Callable[[dict[str, Any]], dict[str, Any]]
     # a finished (non-stream) result -> what the record keeps for its reader, or DEFERRED
     keep: Callable[[Any, CallRecord, Finish], Any] = _keep_result
+
+    def start(self, instance: Any, args: Any, kwargs: dict[str, Any]) -> Started | None:
+        begun = _begin(self, instance, kwargs)
+        return None if begun is None else (begun[0], begun[1], args)
+
+    def complete(self, patch: PatchSet, client: Any, record: CallRecord, result: Any) -> Any:
+        return _complete(patch, self, client, record, result)
+
+
+# (the record, the SDK client, the positional arguments to call the SDK with)
+Started = tuple[CallRecord, Any, Any]
+
+
+class Traceable(Protocol):
+    """How the generic wrappers begin a record and finish it with the call's result."""
+
+    def start(self, instance: Any, args: Any, kwargs: dict[str, Any]) -> Started | None: ...
+
+    def complete(self, patch: PatchSet, client: Any, record: CallRecord, result: Any) -> Any: ...
 
 
 # OpenTelemetry's "suppress instrumentation" flag: set by exporters (ours included) and by callers
@@ -105,17 +124,17 @@ def _complete(patch: PatchSet, kind: CallKind, client: Any, record: CallRecord, 
     return result
 
 
-def sync_wrapper(kind: CallKind) -> Callable[[PatchSet], Callable[..., Any]]:
+def sync_wrapper(kind: Traceable) -> Callable[[PatchSet], Callable[..., Any]]:
     """A wrapt wrapper factory for a synchronous SDK method."""
 
     def factory(patch: PatchSet) -> Callable[..., Any]:
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if not patch.recorders:
                 return wrapped(*args, **kwargs)
-            begun = _begin(kind, instance, kwargs)
-            if begun is None:
+            started = kind.start(instance, args, kwargs)
+            if started is None:
                 return wrapped(*args, **kwargs)
-            record, client = begun
+            record, client, args = started
             token = IN_TRACED_CALL.set(True)
             try:
                 result = wrapped(*args, **kwargs)
@@ -124,14 +143,14 @@ def sync_wrapper(kind: CallKind) -> Callable[[PatchSet], Callable[..., Any]]:
                 raise
             finally:
                 IN_TRACED_CALL.reset(token)
-            return _complete(patch, kind, client, record, result)
+            return kind.complete(patch, client, record, result)
 
         return wrapper
 
     return factory
 
 
-def async_wrapper(kind: CallKind) -> Callable[[PatchSet], Callable[..., Any]]:
+def async_wrapper(kind: Traceable) -> Callable[[PatchSet], Callable[..., Any]]:
     """A wrapt wrapper factory for an `async def` SDK method."""
 
     def factory(patch: PatchSet) -> Callable[..., Any]:
@@ -144,15 +163,15 @@ def async_wrapper(kind: CallKind) -> Callable[[PatchSet], Callable[..., Any]]:
                 raise
             finally:
                 IN_TRACED_CALL.reset(token)
-            return _complete(patch, kind, client, record, result)
+            return kind.complete(patch, client, record, result)
 
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if not patch.recorders:
                 return wrapped(*args, **kwargs)
-            begun = _begin(kind, instance, kwargs)
-            if begun is None:
+            started = kind.start(instance, args, kwargs)
+            if started is None:
                 return wrapped(*args, **kwargs)
-            record, client = begun
+            record, client, args = started
             return traced(wrapped, args, kwargs, client, record)
 
         return wrapper

@@ -16,11 +16,10 @@ from typing import Any
 
 import wrapt
 
-from .._context import IN_TRACED_CALL
 from .._log import log_internal_error
 from .._record import CallRecord
 from .._recorder import dispatch
-from ._calls import CallKind, _begin, _fail
+from ._calls import CallKind, Started, _begin, async_wrapper, sync_wrapper
 from ._patchset import PatchSet
 from .streams import Finish, _finalise, _status_for
 
@@ -39,6 +38,12 @@ class IteratorKind:
     parameters: tuple[str, ...] = ()
     # (record, instance, named kwargs) -> None: keeps call-time facts the reader needs (e.g. api_base).
     prepare: Callable[[CallRecord, Any, dict[str, Any]], None] | None = None
+
+    def start(self, instance: Any, args: Any, kwargs: dict[str, Any]) -> Started | None:
+        return _start(self, instance, args, kwargs)
+
+    def complete(self, patch: PatchSet, client: Any, record: CallRecord, result: Any) -> Any:
+        return _complete(patch, self, client, record, result)
 
 
 def _named(kind: IteratorKind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -92,59 +97,9 @@ def _complete(patch: PatchSet, kind: IteratorKind, client: Any, record: CallReco
     return result
 
 
-def iterator_sync_wrapper(kind: IteratorKind) -> Callable[[PatchSet], Callable[..., Any]]:
-    """A wrapt wrapper factory for a synchronous SDK function whose streams are plain iterators."""
-
-    def factory(patch: PatchSet) -> Callable[..., Any]:
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            if not patch.recorders:
-                return wrapped(*args, **kwargs)
-            started = _start(kind, instance, args, kwargs)
-            if started is None:
-                return wrapped(*args, **kwargs)
-            record, client, args = started
-            token = IN_TRACED_CALL.set(True)
-            try:
-                result = wrapped(*args, **kwargs)
-            except BaseException as exc:
-                _fail(patch, client, record, exc)
-                raise
-            finally:
-                IN_TRACED_CALL.reset(token)
-            return _complete(patch, kind, client, record, result)
-
-        return wrapper
-
-    return factory
-
-
-def iterator_async_wrapper(kind: IteratorKind) -> Callable[[PatchSet], Callable[..., Any]]:
-    """A wrapt wrapper factory for an `async def` SDK function whose streams are plain iterators."""
-
-    def factory(patch: PatchSet) -> Callable[..., Any]:
-        async def traced(wrapped: Any, args: Any, kwargs: Any, client: Any, record: CallRecord) -> Any:
-            token = IN_TRACED_CALL.set(True)
-            try:
-                result = await wrapped(*args, **kwargs)
-            except BaseException as exc:  # asyncio cancellation too: the call is still recorded
-                _fail(patch, client, record, exc)
-                raise
-            finally:
-                IN_TRACED_CALL.reset(token)
-            return _complete(patch, kind, client, record, result)
-
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            if not patch.recorders:
-                return wrapped(*args, **kwargs)
-            started = _start(kind, instance, args, kwargs)
-            if started is None:
-                return wrapped(*args, **kwargs)
-            record, client, args = started
-            return traced(wrapped, args, kwargs, client, record)
-
-        return wrapper
-
-    return factory
+# The generic wrappers serve these kinds too: they only need `start` and `complete`.
+iterator_sync_wrapper = sync_wrapper
+iterator_async_wrapper = async_wrapper
 
 
 # ---- stream proxies ----
