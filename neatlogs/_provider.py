@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import threading
+import time
 from typing import Any
 
 from ._capture import (
@@ -16,9 +18,11 @@ from ._capture import (
     Redactor,
 )
 from ._config import check_bool, check_optional_limit, check_positive_int, check_tags, check_trace_id
+from ._context import CURRENT_SCOPE
 from ._history import DEFAULT_HISTORY_SIZE, History
-from ._log import logger
+from ._log import log_internal_error, logger
 from ._patch._patchset import PatchSet
+from ._record import CallRecord, Reader
 from ._recorder import Recorder, Sink
 
 _no_endpoint_logged = threading.Event()
@@ -162,8 +166,38 @@ class Instrumentation:
         return list(self._recorder.tags)
 
     def override(self) -> None:
-        """Start tracing the SDK (idempotent). Clients created before this call are traced too."""
+        """Start tracing the SDK (idempotent); raises ImportError, saying what to install, without it."""
+        try:
+            importlib.import_module(self._sdk_name)
+        except ImportError as exc:
+            raise ImportError(
+                f"{type(self).__name__}.override() needs the {self._sdk_name} package: "
+                f"pip install {self._sdk_name}"
+            ) from exc
+        self._patches = self._select_patches()
         self._patches.subscribe(self._recorder)
+
+    def _select_patches(self) -> PatchSet:
+        """The patch set that fits the installed SDK version."""
+        return self._patches
+
+    def _describe_failure(self, kwargs: dict[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
+        """(operation, reader, request snapshot) for a failed call known only by its kwargs."""
+        raise NotImplementedError
+
+    def handle_error(self, e: BaseException, kwargs: dict[str, Any] | None = None) -> None:
+        """Record a failed call made with `kwargs`; never raises."""
+        try:
+            operation, reader, request = self._describe_failure(dict(kwargs or {}))
+            record = CallRecord(self._sdk_name, operation, reader, request, bool(request.get("stream")))
+            record.scope = CURRENT_SCOPE.get()
+            record.t_end = time.perf_counter_ns()
+            record.finished = True
+            record.status = "error"
+            record.error = e
+            self._recorder.deliver(record)
+        except Exception:
+            log_internal_error(f"{type(self).__name__}.handle_error")
 
     def undo_override(self) -> None:
         """Stop tracing; once no provider traces the SDK, its original functions are restored."""

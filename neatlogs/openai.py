@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from ._context import CURRENT_SCOPE
-from ._log import log_internal_error
+from ._patch._patchset import PatchSet
 from ._patch.openai import OPENAI_PATCHES, read_chat, read_completion, snapshot_kwargs
 from ._patch.openai_embeddings import read_embeddings
 from ._patch.openai_responses import read_responses
@@ -18,7 +16,7 @@ from ._patch.openai_v0 import (
     snapshot_for,
 )
 from ._provider import Instrumentation
-from ._record import CallRecord, Reader
+from ._record import Reader
 
 __all__ = ["OpenAIProvider"]
 
@@ -51,35 +49,16 @@ class OpenAIProvider(Instrumentation):
                 f"got {type(client).__name__}"
             )
 
-    def override(self) -> None:
-        """Patch the OpenAI SDK's classes (idempotent); raises ImportError if openai is not installed."""
-        try:
-            import openai  # noqa: F401
-        except ImportError as exc:
-            raise ImportError(
-                "OpenAIProvider.override() needs the openai package: pip install openai"
-            ) from exc
-        # openai 0.x has a module-level API of its own; the instance attribute serves undo_override too.
-        self._patches = select_openai_patches()
-        super().override()
+    def _select_patches(self) -> PatchSet:
+        # openai 0.x has a module-level API of its own.
+        return select_openai_patches()
 
-    def handle_error(self, e: BaseException, kwargs: dict[str, Any] | None = None) -> None:
-        """Record a failed call made with `kwargs`; never raises."""
-        try:
-            given = dict(kwargs or {})
-            if is_openai_v0():
-                import openai
+    def _describe_failure(self, kwargs: dict[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
+        if is_openai_v0():
+            import openai
 
-                request = snapshot_for(openai)(given)
-            else:
-                request = snapshot_kwargs(given)
-            operation, reader = _operation_of(request)
-            record = CallRecord("openai", operation, reader, request, bool(request.get("stream")))
-            record.scope = CURRENT_SCOPE.get()
-            record.t_end = time.perf_counter_ns()
-            record.finished = True
-            record.status = "error"
-            record.error = e
-            self._recorder.deliver(record)
-        except Exception:
-            log_internal_error("OpenAIProvider.handle_error")
+            request = snapshot_for(openai)(kwargs)
+        else:
+            request = snapshot_kwargs(kwargs)
+        operation, reader = _operation_of(request)
+        return operation, reader, request
