@@ -12,22 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._jsonsafe import to_jsonable
+from .._ratelimit import rate_limit_from_headers
 from .._record import CallRecord
 from .openai_raw import RawResult
 
 # kwargs that never enter a record: headers may carry credentials (contract, section 2).
 _DROPPED_KWARGS = frozenset({"extra_headers"})
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-# record key -> header; the same shape as the record's generic `rate_limit` (counts as ints, resets as
-# the API wrote them, e.g. "6m0s").
-_RATE_LIMIT_HEADERS = (
-    ("limit_requests", "x-ratelimit-limit-requests"),
-    ("limit_tokens", "x-ratelimit-limit-tokens"),
-    ("remaining_requests", "x-ratelimit-remaining-requests"),
-    ("remaining_tokens", "x-ratelimit-remaining-tokens"),
-    ("reset_requests", "x-ratelimit-reset-requests"),
-    ("reset_tokens", "x-ratelimit-reset-tokens"),
-)
 # Hosts of vendors that serve the OpenAI API -> the OpenTelemetry `gen_ai.provider.name` value.
 _VENDOR_HOSTS = (
     ("api.openai.com", "openai"),
@@ -142,23 +133,6 @@ def _header(headers: Any, name: str) -> Any:
     return getter(name) if callable(getter) else None
 
 
-def rate_limit(headers: Any) -> dict[str, Any] | None:
-    """The `x-ratelimit-*` values an answer carried, or None."""
-    found: dict[str, Any] = {}
-    for key, header in _RATE_LIMIT_HEADERS:
-        value = _header(headers, header)
-        if not isinstance(value, str) or not value.strip():
-            continue
-        if key.startswith("reset_"):
-            found[key] = value.strip()
-            continue
-        try:
-            found[key] = int(value.strip())
-        except ValueError:
-            continue
-    return found or None
-
-
 def call_fields(record: CallRecord, body: Any, headers: Any) -> dict[str, Any]:
     """`request_id` and `rate_limit`, from the body, the headers, or a failed call's error response."""
     if headers is None:
@@ -170,5 +144,5 @@ def call_fields(record: CallRecord, body: Any, headers: Any) -> dict[str, Any]:
         request_id = getattr(record.error, "request_id", None)
     return {
         "request_id": request_id if isinstance(request_id, str) else None,
-        "rate_limit": rate_limit(headers),
+        "rate_limit": rate_limit_from_headers(headers),
     }
