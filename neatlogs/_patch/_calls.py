@@ -11,7 +11,7 @@ from opentelemetry import context as otel_context
 
 from .._context import CURRENT_SCOPE, IN_TRACED_CALL
 from .._log import log_internal_error
-from .._record import CallRecord, Reader
+from .._record import CallRecord, Quick, Reader
 from .._recorder import dispatch
 from ._patchset import PatchSet
 from .streams import Finish, TracedAsyncStream, TracedStream
@@ -40,6 +40,8 @@ class CallKind:
     snapshot: Callable[[dict[str, Any]], dict[str, Any]]
     # a finished (non-stream) result -> what the record keeps for its reader, or DEFERRED
     keep: Callable[[Any, CallRecord, Finish], Any] = _keep_result
+    # what usage statistics need, read cheaply (see `_record.Quick`); None: the full reader is used
+    quick: Quick | None = None
 
     def start(self, instance: Any, args: Any, kwargs: dict[str, Any]) -> Started | None:
         begun = _begin(self, instance, kwargs)
@@ -78,6 +80,7 @@ def _begin(kind: CallKind, instance: Any, kwargs: dict[str, Any]) -> tuple[CallR
         record = CallRecord(
             kind.provider, kind.operation, kind.reader, request, bool(kwargs.get("stream")), client
         )
+        record.quick = kind.quick
         record.context = current  # the parent of this call's span, whichever thread exports it
         record.scope = CURRENT_SCOPE.get()
         return record, client

@@ -16,9 +16,9 @@ from .._record import CallRecord
 from ._calls import CallKind, async_wrapper, sync_wrapper
 from ._patchset import PatchSet, Target
 from .openai_embeddings import read_embeddings
-from .openai_fields import call_fields, get, payload, request_fields
+from .openai_fields import call_fields, get, payload, quick_usage, request_fields
 from .openai_raw import RawResponses, helper_async_close_wrapper, helper_close_wrapper
-from .openai_responses import read_responses
+from .openai_responses import read_responses, response_usage
 
 # kwargs whose list values the caller may keep mutating after the call (chat history lists).
 _SNAPSHOT_KWARGS = ("messages", "prompt", "input", "tools", "functions", "stop")
@@ -248,14 +248,23 @@ def _targets() -> list[Target]:
     deferred = tuple(cls for cls in (api_response, async_api_response) if cls is not None)
     raw = RawResponses(legacy, deferred, (sync_stream, async_stream))
 
-    def both(operation: str, reader: Any) -> tuple[_Factory, _Factory]:
-        kind = CallKind("openai", operation, reader, _client_of, stream_kind, snapshot_kwargs, raw.keep)
+    def both(operation: str, reader: Any, usage_of: Any) -> tuple[_Factory, _Factory]:
+        kind = CallKind(
+            "openai",
+            operation,
+            reader,
+            _client_of,
+            stream_kind,
+            snapshot_kwargs,
+            raw.keep,
+            quick_usage(usage_of),
+        )
         return sync_wrapper(kind), async_wrapper(kind)
 
-    chat_sync, chat_async = both("chat", read_chat)
-    completion_sync, completion_async = both("completion", read_completion)
-    responses_sync, responses_async = both("responses", read_responses)
-    embeddings_sync, embeddings_async = both("embeddings", read_embeddings)
+    chat_sync, chat_async = both("chat", read_chat, _usage)
+    completion_sync, completion_async = both("completion", read_completion, _usage)
+    responses_sync, responses_async = both("responses", read_responses, response_usage)
+    embeddings_sync, embeddings_async = both("embeddings", read_embeddings, _usage)
 
     targets: list[Target] = []
     for module in ("openai.resources.chat.completions", "openai.resources.beta.chat.completions"):

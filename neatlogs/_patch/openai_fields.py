@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._jsonsafe import to_jsonable
 from .._ratelimit import rate_limit_from_headers
-from .._record import CallRecord
+from .._record import CallRecord, Quick
 from .openai_raw import RawResult
 
 # kwargs that never enter a record: headers may carry credentials (contract, section 2).
@@ -146,3 +146,31 @@ def call_fields(record: CallRecord, body: Any, headers: Any) -> dict[str, Any]:
         "request_id": request_id if isinstance(request_id, str) else None,
         "rate_limit": rate_limit_from_headers(headers),
     }
+
+
+def quick_usage(usage_of: Callable[[Any], dict[str, Any] | None]) -> Quick:
+    """A `Quick` reader for OpenAI-shaped answers: usage and model from the response, or a stream's
+    chunks (events carry them in `.response`), without converting anything else."""
+
+    def quick(response: Any, chunks: list[Any], stream: bool) -> dict[str, Any] | None:
+        if stream:
+            usage = model = None
+            for chunk in reversed(chunks):
+                usage = getattr(chunk, "usage", None) or getattr(
+                    getattr(chunk, "response", None), "usage", None
+                )
+                if usage is not None:
+                    break
+            for chunk in chunks:
+                model = getattr(chunk, "model", None) or getattr(
+                    getattr(chunk, "response", None), "model", None
+                )
+                if model:
+                    break
+        elif response is None or hasattr(response, "usage"):
+            usage, model = getattr(response, "usage", None), getattr(response, "model", None)
+        else:
+            return None  # a raw response: only the full reader knows how to read it
+        return {"usage": usage_of(usage), "response_model": model if isinstance(model, str) else None}
+
+    return quick

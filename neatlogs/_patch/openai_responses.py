@@ -49,7 +49,8 @@ def _completion(texts: list[str], refusals: list[str], calls: list[dict[str, Any
     return completion
 
 
-def _usage(usage: Any) -> dict[str, Any] | None:
+def response_usage(usage: Any) -> dict[str, Any] | None:
+    """A Responses API usage object in the record's usage shape."""
     if usage is None:
         return None
     result: dict[str, Any] = {
@@ -87,7 +88,7 @@ def _from_response(response: Any) -> dict[str, Any]:
         "completion": completion,
         "choices": [completion],
         "finish_reason": completion["finish_reason"],
-        "usage": _usage(get(response, "usage")),
+        "usage": response_usage(get(response, "usage")),
         "response_model": get(response, "model"),
         "response_id": get(response, "id"),
     }
