@@ -154,19 +154,13 @@ def quick_usage(usage_of: Callable[[Any], dict[str, Any] | None]) -> Quick:
 
     def quick(response: Any, chunks: list[Any], stream: bool) -> dict[str, Any] | None:
         if stream:
-            usage = model = None
-            for chunk in reversed(chunks):
-                usage = getattr(chunk, "usage", None) or getattr(
-                    getattr(chunk, "response", None), "usage", None
-                )
-                if usage is not None:
-                    break
-            for chunk in chunks:
-                model = getattr(chunk, "model", None) or getattr(
-                    getattr(chunk, "response", None), "model", None
-                )
-                if model:
-                    break
+            # Usage comes with the last chunk (include_usage) or the final event; the model with the
+            # first. Only those two are read: a missing attribute on a pydantic model is slow.
+            if not chunks:
+                return {"usage": None, "response_model": None}
+            last, first = chunks[-1], chunks[0]
+            usage = getattr(last, "usage", None) or getattr(getattr(last, "response", None), "usage", None)
+            model = getattr(first, "model", None) or getattr(getattr(first, "response", None), "model", None)
         elif response is None or hasattr(response, "usage"):
             usage, model = getattr(response, "usage", None), getattr(response, "model", None)
         else:
