@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import nox
+
+# uv verifies TLS with its own bundled roots unless told otherwise; use the machine's certificate store
+# (where a proxy's or company's CA lives), as pip does.
+os.environ.setdefault("UV_SYSTEM_CERTS", "1")
+os.environ.setdefault("UV_NATIVE_TLS", "1")
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
