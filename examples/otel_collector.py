@@ -27,7 +27,6 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 
 import neatlogs
-from neatlogs._export.otel import configure_otlp
 
 SERVICE_NAME = "otel-collector-example"
 SHOWN = ("gen_ai.request.model", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "error.type")
@@ -41,7 +40,7 @@ def one_line(span: ReadableSpan) -> str:
 
 def setup_tracing() -> str:
     """Export over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, else to the console; says where."""
-    if configure_otlp(service_name=SERVICE_NAME):
+    if neatlogs.configure_otlp(service_name=SERVICE_NAME):
         return f"OTLP/HTTP at {os.environ['OTEL_EXPORTER_OTLP_ENDPOINT']}"
     provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
     provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(formatter=one_line)))

@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "LLMTracker",
     "__version__",
+    "configure_otlp",
     "flush",
     "get_conversation_history",
     "get_prices",
@@ -47,6 +48,14 @@ def init(
         previous.stop_instrumenting()
     tracker.override_api()
     return tracker
+
+
+def configure_otlp(service_name: str = "neatlogs-app") -> bool:
+    """Install OpenTelemetry SDK providers exporting OTLP/HTTP, only when OTEL_EXPORTER_OTLP_ENDPOINT
+    is set and `neatlogs[otel]` is installed; True when it did."""
+    from ._export.otel import configure_otlp as configure
+
+    return configure(service_name)
 
 
 def flush(timeout: float | None = None) -> bool:

@@ -619,7 +619,8 @@ def test_configure_otlp_exports_neatlogs_spans_and_metrics_to_a_collector(fake_o
     script = textwrap.dedent(
         f"""
         import openai
-        from neatlogs._export.otel import configure_otlp, flush_all_otel
+        from neatlogs import configure_otlp
+        from neatlogs._export.otel import flush_all_otel
         from neatlogs.openai import OpenAIProvider
 
         first, second = configure_otlp("otlp-test"), configure_otlp()
