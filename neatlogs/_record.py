@@ -34,9 +34,19 @@ Quick = Callable[[Any, list[Any], bool], "dict[str, Any] | None"]
 _CONVERT_LOCK = threading.Lock()
 
 
+# (second, "YYYY-MM-DDTHH:MM:SS") of the last timestamp formatted: records come in bursts within a second.
+_last_second: tuple[int, str] = (-1, "")
+
+
 def _iso(ns: int) -> str:
-    moment = datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """ISO 8601 UTC with microseconds and a `Z`, e.g. 2026-11-20T22:41:32.123456Z."""
+    global _last_second
+    second, rest = divmod(ns, 1_000_000_000)
+    cached = _last_second
+    if cached[0] != second:
+        moment = datetime.datetime.fromtimestamp(second, tz=datetime.timezone.utc)
+        cached = _last_second = (second, moment.strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{rest // 1000:06d}Z"
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:
