@@ -148,3 +148,32 @@ def test_internal_errors_neatlogs_swallows_are_reported_with_their_test(sample: 
     ]
     assert "KeyError: 'a bug inside neatlogs'" in errors[0]["traceback"]
     assert calls == 0
+
+
+_FLAKY_SAMPLE = """
+import os
+from pathlib import Path
+
+
+def test_fails_once_with_the_plugin():
+    marker = Path(os.environ["FLAKY_MARKER"])
+    if os.environ.get("SAMPLE_PLUGIN") == "1" and not marker.exists():
+        marker.write_text("failed once")
+        raise AssertionError("timing")
+"""
+
+
+def test_a_difference_is_counted_only_if_it_comes_back_when_rerun(
+    sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (sample / "test_flaky.py").write_text(textwrap.dedent(_FLAKY_SAMPLE))
+    monkeypatch.setenv("FLAKY_MARKER", str(sample / "flaky-marker"))
+    paths = ["test_sample.py", "test_flaky.py"]
+    plain = run._run("plain", sample, sample / "results", None, 0, paths, [])
+    traced = run._run("traced", sample, sample / "results", "sample_plugin", 0, paths, [])
+    found = _compare.differences(plain.outcomes, traced.outcomes)
+    assert len(found) == 2  # the real difference and the one-off failure
+
+    confirmed = run._confirmed(found, sample, sample / "results", "sample_plugin", [])
+
+    assert [d.test for d in confirmed] == ["test_sample.py::test_fails_only_with_the_plugin"]

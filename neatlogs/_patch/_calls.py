@@ -42,6 +42,8 @@ class CallKind:
     keep: Callable[[Any, CallRecord, Finish], Any] = _keep_result
     # what usage statistics need, read cheaply (see `_record.Quick`); None: the full reader is used
     quick: Quick | None = None
+    # a streamed chunk -> what the record keeps of it (plain values); None keeps the chunk itself
+    compact: Callable[[Any], Any] | None = None
 
     def start(self, instance: Any, args: Any, kwargs: dict[str, Any]) -> Started | None:
         begun = _begin(self, instance, kwargs)
@@ -112,9 +114,9 @@ def _complete(patch: PatchSet, kind: CallKind, client: Any, record: CallRecord, 
             # Only the HTTP headers (request id) are read later; the stream object itself is not kept.
             record.response = getattr(getattr(result, "response", None), "headers", None)
         if stream == "sync":
-            return TracedStream(result, record, finish)
+            return TracedStream(result, record, finish, kind.compact)
         if stream == "async":
-            return TracedAsyncStream(result, record, finish)
+            return TracedAsyncStream(result, record, finish, kind.compact)
         kept = kind.keep(result, record, finish)
         if kept is DEFERRED:
             return result

@@ -96,51 +96,84 @@ def _chat_message(index: int, message: Any, finish_reason: Any) -> dict[str, Any
     return choice
 
 
+def compact_chat_chunk(chunk: Any) -> tuple[Any, ...]:
+    """A chat chunk as nested tuples of plain values: what the merge needs and nothing more.
+
+    Runs on the caller's thread for every streamed chunk, so that a record keeps strings rather
+    than the SDK's chunk objects (which, kept alive, make the garbage collector's work grow).
+    """
+    parts = []
+    for part in getattr(chunk, "choices", None) or ():
+        delta = getattr(part, "delta", None)
+        calls = function_call = role = content = refusal = None
+        if delta is not None:
+            role, content = getattr(delta, "role", None), getattr(delta, "content", None)
+            refusal = getattr(delta, "refusal", None)
+            deltas = getattr(delta, "tool_calls", None)
+            if deltas:
+                calls = tuple(
+                    (
+                        getattr(call, "index", 0) or 0,
+                        getattr(call, "id", None),
+                        getattr(call, "type", None),
+                        getattr(getattr(call, "function", None), "name", None),
+                        getattr(getattr(call, "function", None), "arguments", None),
+                    )
+                    for call in deltas
+                )
+            legacy = getattr(delta, "function_call", None)
+            if legacy is not None:
+                function_call = (getattr(legacy, "name", None), getattr(legacy, "arguments", None))
+        index, finish_reason = getattr(part, "index", 0) or 0, getattr(part, "finish_reason", None)
+        parts.append((index, finish_reason, role, content, refusal, calls, function_call))
+    return (
+        getattr(chunk, "model", None),
+        getattr(chunk, "id", None),
+        getattr(chunk, "system_fingerprint", None),
+        getattr(chunk, "usage", None),
+        tuple(parts),
+    )
+
+
 def _merge_chat_chunks(chunks: list[Any]) -> dict[str, Any]:
     merged: dict[int, dict[str, Any]] = {}
     tool_calls: dict[int, dict[int, dict[str, Any]]] = {}
     usage = model = response_id = fingerprint = None
     for chunk in chunks:
-        model = getattr(chunk, "model", None) or model
-        response_id = getattr(chunk, "id", None) or response_id
-        fingerprint = getattr(chunk, "system_fingerprint", None) or fingerprint
-        if getattr(chunk, "usage", None) is not None:
-            usage = chunk.usage
-        for part in getattr(chunk, "choices", None) or ():
-            index = getattr(part, "index", 0) or 0
+        chunk_model, chunk_id, chunk_fingerprint, chunk_usage, parts = (
+            chunk if type(chunk) is tuple else compact_chat_chunk(chunk)
+        )
+        model = chunk_model or model
+        response_id = chunk_id or response_id
+        fingerprint = chunk_fingerprint or fingerprint
+        if chunk_usage is not None:
+            usage = chunk_usage
+        for index, finish_reason, role, content, refusal, calls, function_call in parts:
             choice = merged.setdefault(
                 index, {"index": index, "role": "assistant", "content": None, "finish_reason": None}
             )
-            if getattr(part, "finish_reason", None):
-                choice["finish_reason"] = part.finish_reason
-            delta = getattr(part, "delta", None)
-            if delta is None:
-                continue
-            if getattr(delta, "role", None):
-                choice["role"] = delta.role
-            if getattr(delta, "content", None):
-                choice["content"] = (choice["content"] or "") + delta.content
-            if getattr(delta, "refusal", None):
-                choice["refusal"] = choice.get("refusal", "") + delta.refusal
-            function_call = getattr(delta, "function_call", None)
+            if finish_reason:
+                choice["finish_reason"] = finish_reason
+            if role:
+                choice["role"] = role
+            if content:
+                choice["content"] = (choice["content"] or "") + content
+            if refusal:
+                choice["refusal"] = choice.get("refusal", "") + refusal
             if function_call is not None:
                 merged_call = choice.setdefault("function_call", {"name": None, "arguments": ""})
-                merged_call["name"] = getattr(function_call, "name", None) or merged_call["name"]
-                merged_call["arguments"] += getattr(function_call, "arguments", None) or ""
-            for delta_call in getattr(delta, "tool_calls", None) or ():
-                calls = tool_calls.setdefault(index, {})
-                call = calls.setdefault(
-                    getattr(delta_call, "index", 0) or 0,
-                    {"id": None, "type": "function", "function": {"name": None, "arguments": ""}},
+                merged_call["name"] = function_call[0] or merged_call["name"]
+                merged_call["arguments"] += function_call[1] or ""
+            for call_index, call_id, call_type, name, arguments in calls or ():
+                call = tool_calls.setdefault(index, {}).setdefault(
+                    call_index, {"id": None, "type": "function", "function": {"name": None, "arguments": ""}}
                 )
-                call["id"] = getattr(delta_call, "id", None) or call["id"]
-                call["type"] = getattr(delta_call, "type", None) or call["type"]
-                function = getattr(delta_call, "function", None)
-                if function is not None:
-                    call["function"]["name"] = getattr(function, "name", None) or call["function"]["name"]
-                    call["function"]["arguments"] += getattr(function, "arguments", None) or ""
-    for index, calls in tool_calls.items():
-        merged[index]["tool_calls"] = [calls[i] for i in sorted(calls)]
+                call["id"] = call_id or call["id"]
+                call["type"] = call_type or call["type"]
+                call["function"]["name"] = name or call["function"]["name"]
+                call["function"]["arguments"] += arguments or ""
+    for index, calls_by_index in tool_calls.items():
+        merged[index]["tool_calls"] = [calls_by_index[i] for i in sorted(calls_by_index)]
     choices = [merged[i] for i in sorted(merged)]
     return {"choices": choices, "usage": usage, "model": model, "id": response_id, "fingerprint": fingerprint}
 
@@ -258,6 +291,7 @@ def _targets() -> list[Target]:
             snapshot_kwargs,
             raw.keep,
             quick_usage(usage_of),
+            compact_chat_chunk if operation == "chat" else None,
         )
         return sync_wrapper(kind), async_wrapper(kind)
 

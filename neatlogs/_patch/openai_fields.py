@@ -159,6 +159,8 @@ def quick_usage(usage_of: Callable[[Any], dict[str, Any] | None]) -> Quick:
             if not chunks:
                 return {"usage": None, "response_model": None}
             last, first = chunks[-1], chunks[0]
+            if type(last) is tuple:  # compact chat chunks: (model, id, fingerprint, usage, choices)
+                return {"usage": usage_of(last[3]), "response_model": first[0]}
             usage = getattr(last, "usage", None) or getattr(getattr(last, "response", None), "usage", None)
             model = getattr(first, "model", None) or getattr(getattr(first, "response", None), "model", None)
         elif response is None or hasattr(response, "usage"):

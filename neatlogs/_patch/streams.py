@@ -35,6 +35,19 @@ def finalise(record: CallRecord, finish: Finish, status: str, error: BaseExcepti
 _finalise = finalise  # the name other stream proxies (`_iterators`) import
 
 
+def keep_chunk(record: CallRecord, chunk: Any, compact: Callable[[Any], Any] | None) -> None:
+    """Keep a streamed chunk (or its compact form) on the record; the first one stamps ttft."""
+    chunks = record.chunks
+    if not chunks:
+        record.t_first = time.perf_counter_ns()
+    if compact is not None:
+        try:
+            chunk = compact(chunk)
+        except Exception:
+            log_internal_error("keeping a streamed chunk")
+    chunks.append(chunk)
+
+
 def _status_for(exc: BaseException) -> str:
     # A consumer that stops reading (GeneratorExit) or is cancelled did not see the stream fail.
     return "incomplete" if isinstance(exc, GeneratorExit) else "error"
@@ -43,10 +56,13 @@ def _status_for(exc: BaseException) -> str:
 class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     """A sync stream proxy; `isinstance(proxy, openai.Stream)` still holds."""
 
-    def __init__(self, wrapped: Any, record: CallRecord, finish: Finish) -> None:
+    def __init__(
+        self, wrapped: Any, record: CallRecord, finish: Finish, compact: Callable[[Any], Any] | None = None
+    ) -> None:
         super().__init__(wrapped)
         self._self_record = record
         self._self_finish = finish
+        self._self_compact = compact
         self._self_next = wrapped.__next__  # bound once: this runs for every chunk
 
     def __iter__(self) -> TracedStream:
@@ -62,10 +78,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         except BaseException as exc:
             finalise(record, self._self_finish, _status_for(exc), exc)
             raise
-        chunks = record.chunks
-        if not chunks:
-            record.t_first = time.perf_counter_ns()
-        chunks.append(chunk)
+        keep_chunk(record, chunk, self._self_compact)
         return chunk
 
     def __enter__(self) -> TracedStream:
@@ -93,10 +106,13 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
 class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     """An async stream proxy; `isinstance(proxy, openai.AsyncStream)` still holds."""
 
-    def __init__(self, wrapped: Any, record: CallRecord, finish: Finish) -> None:
+    def __init__(
+        self, wrapped: Any, record: CallRecord, finish: Finish, compact: Callable[[Any], Any] | None = None
+    ) -> None:
         super().__init__(wrapped)
         self._self_record = record
         self._self_finish = finish
+        self._self_compact = compact
         self._self_anext = wrapped.__anext__  # bound once: this runs for every chunk
 
     def __aiter__(self) -> TracedAsyncStream:
@@ -112,10 +128,7 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         except BaseException as exc:
             finalise(record, self._self_finish, _status_for(exc), exc)
             raise
-        chunks = record.chunks
-        if not chunks:
-            record.t_first = time.perf_counter_ns()
-        chunks.append(chunk)
+        keep_chunk(record, chunk, self._self_compact)
         return chunk
 
     async def __aenter__(self) -> TracedAsyncStream:
