@@ -21,7 +21,7 @@ from .._record import CallRecord
 from .._recorder import dispatch
 from ._calls import CallKind, Started, _begin, async_wrapper, sync_wrapper
 from ._patchset import PatchSet
-from .streams import Finish, _finalise, _status_for
+from .streams import Finish, finalise, status_for
 
 # (call result, record, finish) -> a stream proxy, or None when the result is a finished response.
 WrapStream = Callable[[Any, CallRecord, Finish], Any]
@@ -119,7 +119,7 @@ class _IteratorProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         self._self_finish = finish
 
     def _self_end(self, status: str, error: BaseException | None) -> None:
-        _finalise(self._self_record, self._self_finish, status, error)
+        finalise(self._self_record, self._self_finish, status, error)
 
     def _self_step(self, step: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -128,7 +128,7 @@ class _IteratorProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             self._self_end("success", None)
             raise
         except BaseException as exc:
-            self._self_end(_status_for(exc), exc)
+            self._self_end(status_for(exc), exc)
             raise
         _keep(self._self_record, chunk)
         return chunk
@@ -140,7 +140,7 @@ class _IteratorProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             self._self_end("success", None)
             raise
         except BaseException as exc:
-            self._self_end(_status_for(exc), exc)
+            self._self_end(status_for(exc), exc)
             raise
         _keep(self._self_record, chunk)
         return chunk
@@ -197,7 +197,7 @@ class IteratorStream(_IteratorProxy):
             self._self_end("success", None)
             raise
         except BaseException as exc:
-            self._self_end(_status_for(exc), exc)
+            self._self_end(status_for(exc), exc)
             raise
         _keep(self._self_record, chunk)
         return chunk
@@ -243,7 +243,7 @@ class AsyncIteratorStream(_IteratorProxy):
             self._self_end("success", None)
             raise
         except BaseException as exc:
-            self._self_end(_status_for(exc), exc)
+            self._self_end(status_for(exc), exc)
             raise
         _keep(self._self_record, chunk)
         return chunk

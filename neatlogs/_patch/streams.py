@@ -32,9 +32,6 @@ def finalise(record: CallRecord, finish: Finish, status: str, error: BaseExcepti
         log_internal_error("finishing a stream")
 
 
-_finalise = finalise  # the name other stream proxies (`_iterators`) import
-
-
 def keep_chunk(record: CallRecord, chunk: Any, compact: Callable[[Any], Any] | None) -> None:
     """Keep a streamed chunk (or its compact form) on the record; the first one stamps ttft."""
     chunks = record.chunks
@@ -48,7 +45,8 @@ def keep_chunk(record: CallRecord, chunk: Any, compact: Callable[[Any], Any] | N
     chunks.append(chunk)
 
 
-def _status_for(exc: BaseException) -> str:
+def status_for(exc: BaseException) -> str:
+    """The record status for a stream that ended with `exc`."""
     # A consumer that stops reading (GeneratorExit) or is cancelled did not see the stream fail.
     return "incomplete" if isinstance(exc, GeneratorExit) else "error"
 
@@ -76,7 +74,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             finalise(record, self._self_finish, "success", None)
             raise
         except BaseException as exc:
-            finalise(record, self._self_finish, _status_for(exc), exc)
+            finalise(record, self._self_finish, status_for(exc), exc)
             raise
         keep_chunk(record, chunk, self._self_compact)
         return chunk
@@ -126,7 +124,7 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             finalise(record, self._self_finish, "success", None)
             raise
         except BaseException as exc:
-            finalise(record, self._self_finish, _status_for(exc), exc)
+            finalise(record, self._self_finish, status_for(exc), exc)
             raise
         keep_chunk(record, chunk, self._self_compact)
         return chunk
