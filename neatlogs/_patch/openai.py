@@ -102,8 +102,35 @@ def compact_chat_chunk(chunk: Any) -> tuple[Any, ...]:
     Runs on the caller's thread for every streamed chunk, so that a record keeps strings rather
     than the SDK's chunk objects (which, kept alive, make the garbage collector's work grow).
     """
+    choices: Any = getattr(chunk, "choices", None) or ()
+    if len(choices) == 1:
+        # The common chunk: one choice whose delta carries text; plain attribute reads only.
+        part = choices[0]
+        delta = getattr(part, "delta", None)
+        if (
+            delta is not None
+            and getattr(delta, "tool_calls", None) is None
+            and getattr(delta, "function_call", None) is None
+        ):
+            return (
+                chunk.model,
+                chunk.id,
+                getattr(chunk, "system_fingerprint", None),
+                getattr(chunk, "usage", None),
+                (
+                    (
+                        part.index or 0,
+                        part.finish_reason,
+                        delta.role,
+                        delta.content,
+                        getattr(delta, "refusal", None),
+                        None,
+                        None,
+                    ),
+                ),
+            )
     parts = []
-    for part in getattr(chunk, "choices", None) or ():
+    for part in choices:
         delta = getattr(part, "delta", None)
         calls = function_call = role = content = refusal = None
         if delta is not None:

@@ -32,19 +32,6 @@ def finalise(record: CallRecord, finish: Finish, status: str, error: BaseExcepti
         log_internal_error("finishing a stream")
 
 
-def keep_chunk(record: CallRecord, chunk: Any, compact: Callable[[Any], Any] | None) -> None:
-    """Keep a streamed chunk (or its compact form) on the record; the first one stamps ttft."""
-    chunks = record.chunks
-    if not chunks:
-        record.t_first = time.perf_counter_ns()
-    if compact is not None:
-        try:
-            chunk = compact(chunk)
-        except Exception:
-            log_internal_error("keeping a streamed chunk")
-    chunks.append(chunk)
-
-
 def status_for(exc: BaseException) -> str:
     """The record status for a stream that ended with `exc`."""
     # A consumer that stops reading (GeneratorExit) or is cancelled did not see the stream fail.
@@ -60,23 +47,33 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         super().__init__(wrapped)
         self._self_record = record
         self._self_finish = finish
-        self._self_compact = compact
-        self._self_next = wrapped.__next__  # bound once: this runs for every chunk
+        self._self_step = (wrapped.__next__, record, compact)  # what every chunk needs, bound once
 
     def __iter__(self) -> TracedStream:
         return self
 
     def __next__(self) -> Any:
-        record = self._self_record
+        # Runs for every chunk: the proxy's state is read once, and keeping the chunk is inlined.
+        step, record, compact = self._self_step
         try:
-            chunk = self._self_next()
+            chunk = step()
         except StopIteration:
             finalise(record, self._self_finish, "success", None)
             raise
         except BaseException as exc:
             finalise(record, self._self_finish, status_for(exc), exc)
             raise
-        keep_chunk(record, chunk, self._self_compact)
+        chunks = record.chunks
+        if not chunks:
+            record.t_first = time.perf_counter_ns()
+        if compact is None:
+            chunks.append(chunk)
+        else:
+            try:
+                chunks.append(compact(chunk))
+            except Exception:
+                log_internal_error("keeping a streamed chunk")
+                chunks.append(chunk)
         return chunk
 
     def __enter__(self) -> TracedStream:
@@ -110,23 +107,32 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         super().__init__(wrapped)
         self._self_record = record
         self._self_finish = finish
-        self._self_compact = compact
-        self._self_anext = wrapped.__anext__  # bound once: this runs for every chunk
+        self._self_step = (wrapped.__anext__, record, compact)  # what every chunk needs, bound once
 
     def __aiter__(self) -> TracedAsyncStream:
         return self
 
     async def __anext__(self) -> Any:
-        record = self._self_record
+        step, record, compact = self._self_step
         try:
-            chunk = await self._self_anext()
+            chunk = await step()
         except StopAsyncIteration:
             finalise(record, self._self_finish, "success", None)
             raise
         except BaseException as exc:
             finalise(record, self._self_finish, status_for(exc), exc)
             raise
-        keep_chunk(record, chunk, self._self_compact)
+        chunks = record.chunks
+        if not chunks:
+            record.t_first = time.perf_counter_ns()
+        if compact is None:
+            chunks.append(chunk)
+        else:
+            try:
+                chunks.append(compact(chunk))
+            except Exception:
+                log_internal_error("keeping a streamed chunk")
+                chunks.append(chunk)
         return chunk
 
     async def __aenter__(self) -> TracedAsyncStream:
