@@ -118,12 +118,31 @@ def get_prices() -> dict[str, dict[str, float | None]]:
     return {model: price._asdict() for model, price in PRICES.items()}
 
 
+# model name -> its price in the table it was looked up in; one table at a time, because a table is
+# replaced, never changed, by set_prices.
+_looked_up: tuple[Mapping[str, Price] | None, dict[str, Price | None]] = (None, {})
+
+
 def price_for(model: str | None, table: Mapping[str, Price] | None = None) -> Price | None:
     """The prices of a model name; also for dated snapshots (`gpt-4o-2024-08-06`) and `provider/model`."""
+    global _looked_up
     if not model or not isinstance(model, str):
         return None
     if table is None:
         table = PRICES
+    cached_table, cache = _looked_up
+    if cached_table is not table:
+        cache = {}
+        _looked_up = (table, cache)
+    elif model in cache:
+        return cache[model]
+    price = _find_price(model, table)
+    if len(cache) < 4096:  # model names come from callers: keep the memo bounded
+        cache[model] = price
+    return price
+
+
+def _find_price(model: str, table: Mapping[str, Price]) -> Price | None:
     name = model.strip().lower()
     price = table.get(name)
     if price is None and "/" in name:
@@ -150,7 +169,7 @@ def _detail(usage: Mapping[str, Any], flat: str, nested: tuple[str, ...]) -> int
         return found
     for container in nested:  # the Responses API and raw usage dicts nest the details
         details = usage.get(container)
-        if isinstance(details, Mapping):
+        if type(details) is dict or isinstance(details, Mapping):
             found = _count(details, flat)
             if found is not None:
                 return found
@@ -159,7 +178,7 @@ def _detail(usage: Mapping[str, Any], flat: str, nested: tuple[str, ...]) -> int
 
 def token_counts(usage: Mapping[str, Any] | None) -> tuple[int | None, int | None, int, int]:
     """(input, output, cached input, reasoning) tokens from a record's usage, whichever API named them."""
-    if not isinstance(usage, Mapping):
+    if type(usage) is not dict and not isinstance(usage, Mapping):
         return None, None, 0, 0
     prompt = _count(usage, "prompt_tokens", "input_tokens")
     completion = _count(usage, "completion_tokens", "output_tokens")
@@ -169,15 +188,18 @@ def token_counts(usage: Mapping[str, Any] | None) -> tuple[int | None, int | Non
 
 
 def cost_usd(
-    model: str | None, usage: Mapping[str, Any] | None, table: Mapping[str, Price] | None = None
+    model: str | None,
+    usage: Mapping[str, Any] | None,
+    table: Mapping[str, Price] | None = None,
+    counts: tuple[int | None, int | None, int, int] | None = None,
 ) -> float | None:
     """Cost of one call in USD, or None when the model's price or the usage is unknown.
 
     `table` is the price table to use (default: the current one); records keep the table that was
-    current when the call was made.
+    current when the call was made. `counts` is `token_counts(usage)` when the caller has it already.
     """
     price = price_for(model, table)
-    prompt, completion, cached, reasoning = token_counts(usage)
+    prompt, completion, cached, reasoning = token_counts(usage) if counts is None else counts
     if price is None or (prompt is None and completion is None):
         return None
     prompt, completion = prompt or 0, completion or 0

@@ -269,13 +269,17 @@ class CallRecord:
             model = request.get("model")
             model = model if isinstance(model, str) and model else None
             usage = read.get("usage")
+            tokens = _pricing.token_counts(usage)
             end = self.t_end if self.t_end is not None else self.t_start
             return {
                 "model": model or "unknown",
                 "status": self.status,
                 "error_type": type(self.error).__name__ if self.error is not None else None,
                 "usage": usage,
-                "cost_usd": _pricing.cost_usd(read.get("response_model") or model, usage, self.prices),
+                "tokens": tokens,
+                "cost_usd": _pricing.cost_usd(
+                    read.get("response_model") or model, usage, self.prices, tokens
+                ),
                 "duration_ms": (end - self.t_start) / 1e6,
                 "ttft_ms": (self.t_first - self.t_start) / 1e6 if self.t_first is not None else None,
                 "rate_limit": rate_limit_from_headers(headers_of(response, self.stream, self.error)),

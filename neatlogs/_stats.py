@@ -106,7 +106,10 @@ class _Totals:
             self.errors[kind] = self.errors.get(kind, 0) + 1
         elif status == "incomplete":
             self.incomplete += 1
-        prompt, completion, cached, reasoning = token_counts(facts.get("usage"))
+        counts = facts.get("tokens")  # token_counts(usage), when whoever made the facts had it already
+        prompt, completion, cached, reasoning = (
+            counts if counts is not None else token_counts(facts.get("usage"))
+        )
         self.prompt_tokens += prompt or 0
         self.completion_tokens += completion or 0
         self.cached_tokens += cached

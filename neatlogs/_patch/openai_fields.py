@@ -38,7 +38,7 @@ _DEPLOYMENT_IN_PATH = re.compile(r"/deployments/([^/]+)")
 
 def get(value: Any, name: str) -> Any:
     """`value.name` for SDK objects, `value[name]` for decoded JSON; None when absent."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):  # type() first: an ABC check is slower
         return value.get(name)
     return getattr(value, name, None)
 
