@@ -675,3 +675,25 @@ def test_error_spans_carry_no_stack_trace_without_content_capture(
     assert event.attributes is not None
     assert event.attributes["exception.type"] == "BadRequestError"
     assert "exception.stacktrace" not in event.attributes
+
+
+def test_cost_and_rate_limit_remaining_are_metrics_too(
+    traced: OpenAIProvider, otel: Otel, client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    for _ in client.chat.completions.create(
+        model=MODEL, messages=HELLO, stream=True, stream_options={"include_usage": True}
+    ):
+        pass
+
+    (record,) = traced.get_conversation_history()
+    metrics = otel.metrics()
+    (cost,) = metrics["neatlogs.client.cost"].data.data_points
+    assert cost.value == pytest.approx(record["cost_usd"]) and cost.value > 0
+    remaining = {
+        point.attributes["neatlogs.rate_limit.kind"]: point.value
+        for point in metrics["neatlogs.client.rate_limit.remaining"].data.data_points
+    }
+    assert remaining == {
+        "requests": record["rate_limit"]["remaining_requests"],
+        "tokens": record["rate_limit"]["remaining_tokens"],
+    }

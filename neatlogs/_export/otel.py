@@ -282,9 +282,24 @@ def _parent_is_same_call(parent_context: Any, data: dict[str, Any]) -> bool:
 
 
 class _Instruments:
-    __slots__ = ("duration", "time_to_first_chunk", "tokens")
+    __slots__ = ("cost", "duration", "rate_limit_remaining", "time_to_first_chunk", "tokens")
 
     def __init__(self, meter: metrics.Meter) -> None:
+        # neatlogs' own, beside the conventions' histograms: what the calls cost and how much of the
+        # rate limit is left (the API reports it on streamed and raw responses, and on errors).
+        self.cost = meter.create_counter(
+            "neatlogs.client.cost", unit="USD", description="Cost of the calls, from neatlogs' price table."
+        )
+        create_gauge = getattr(meter, "create_gauge", None)  # opentelemetry-api >= 1.23
+        self.rate_limit_remaining = (
+            create_gauge(
+                "neatlogs.client.rate_limit.remaining",
+                unit="{request_or_token}",
+                description="Requests or tokens left in the current rate-limit window, as last reported.",
+            )
+            if callable(create_gauge)
+            else None
+        )
         self.duration = _histogram(
             meter, sc.METRIC_OPERATION_DURATION, "s", "GenAI operation duration.", sc.DURATION_BUCKETS
         )
@@ -439,6 +454,18 @@ class OTelSink:
         if record.stream and record.t_first is not None:
             seconds = (record.t_first - record.t_start) / 1e9
             instruments.time_to_first_chunk.record(seconds, attributes, context=span_context)
+        cost = data.get("cost_usd")
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+            instruments.cost.add(cost, attributes, context=span_context)
+        limits = data.get("rate_limit")
+        gauge = instruments.rate_limit_remaining
+        if gauge is not None and isinstance(limits, dict):
+            for kind in ("requests", "tokens"):
+                remaining = limits.get(f"remaining_{kind}")
+                if isinstance(remaining, int):
+                    gauge.set(
+                        remaining, {**attributes, "neatlogs.rate_limit.kind": kind}, context=span_context
+                    )
 
 
 def _error_message(data: dict[str, Any]) -> str:
