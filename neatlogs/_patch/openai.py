@@ -112,17 +112,18 @@ def compact_chat_chunk(chunk: Any) -> tuple[Any, ...]:
             and getattr(delta, "tool_calls", None) is None
             and getattr(delta, "function_call", None) is None
         ):
+            # getattr with defaults throughout: dict-like chunks (openai 0.28) omit absent keys.
             return (
-                chunk.model,
-                chunk.id,
+                getattr(chunk, "model", None),
+                getattr(chunk, "id", None),
                 getattr(chunk, "system_fingerprint", None),
                 getattr(chunk, "usage", None),
                 (
                     (
-                        part.index or 0,
-                        part.finish_reason,
-                        delta.role,
-                        delta.content,
+                        getattr(part, "index", 0) or 0,
+                        getattr(part, "finish_reason", None),
+                        getattr(delta, "role", None),
+                        getattr(delta, "content", None),
                         getattr(delta, "refusal", None),
                         None,
                         None,
