@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import openai
 import pytest
 
 from neatlogs._testing.fake_openai import FakeOpenAI
 from neatlogs.openai import OpenAIProvider
+
+from .helpers import providers
 
 OPENAI_KEY = "sk-test-fake-openai-key-0123456789"
 
@@ -35,18 +36,7 @@ def async_client(fake_openai: FakeOpenAI) -> openai.AsyncOpenAI:
 @pytest.fixture
 def make_provider() -> Iterator[Callable[..., OpenAIProvider]]:
     """Build overridden providers (otel off unless asked) and always undo them."""
-    made: list[OpenAIProvider] = []
-
-    def make(**options: Any) -> OpenAIProvider:
-        options.setdefault("otel", False)
-        provider = OpenAIProvider(**options)
-        provider.override()
-        made.append(provider)
-        return provider
-
-    yield make
-    for provider in made:
-        provider.undo_override()
+    yield from providers(OpenAIProvider)
 
 
 @pytest.fixture

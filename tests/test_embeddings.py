@@ -10,7 +10,7 @@ import pytest
 
 from neatlogs.openai import OpenAIProvider
 
-from .test_records import assert_contract
+from .helpers import assert_contract
 
 MODEL = "text-embedding-3-small"
 

@@ -18,7 +18,7 @@ from neatlogs.litellm import LiteLLMProvider
 from neatlogs.llm import LLMTracker
 from neatlogs.openai import OpenAIProvider
 
-from .test_records import assert_contract
+from .helpers import assert_contract, providers
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("litellm") is None, reason="litellm is not installed"
@@ -78,18 +78,7 @@ def _connection(fake_openai: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def make_litellm_provider(litellm: Any) -> Iterator[Callable[..., LiteLLMProvider]]:
-    made: list[LiteLLMProvider] = []
-
-    def make(**options: Any) -> LiteLLMProvider:
-        options.setdefault("otel", False)
-        provider = LiteLLMProvider(**options)
-        provider.override()
-        made.append(provider)
-        return provider
-
-    yield make
-    for provider in made:
-        provider.undo_override()
+    yield from providers(LiteLLMProvider)
 
 
 @pytest.fixture

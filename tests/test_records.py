@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,29 +10,7 @@ import pytest
 
 from neatlogs.openai import OpenAIProvider
 
-REQUIRED = {
-    "id": str,
-    "trace_id": str,
-    "provider": str,
-    "operation": str,
-    "model": str,
-    "response_model": (str, type(None)),
-    "request": dict,
-    "prompt": (list, str, type(None)),
-    "completion": (dict, str, type(None)),
-    "choices": list,
-    "finish_reason": (str, type(None)),
-    "stream": bool,
-    "usage": (dict, type(None)),
-    "cost_usd": (float, type(None)),
-    "tags": list,
-    "started_at": str,
-    "ended_at": str,
-    "duration_ms": float,
-    "ttft_ms": (float, type(None)),
-    "status": str,
-    "error": (dict, type(None)),
-}
+from .helpers import assert_contract
 
 WEATHER_TOOL = {
     "type": "function",
@@ -44,20 +20,6 @@ WEATHER_TOOL = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
-
-
-def _parse_time(value: str) -> datetime.datetime:
-    assert value.endswith("Z") and "." in value, value
-    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def assert_contract(record: dict[str, Any]) -> None:
-    for key, kind in REQUIRED.items():
-        assert key in record, f"missing {key}"
-        assert isinstance(record[key], kind), f"{key} is {type(record[key]).__name__}"
-    assert record["status"] in {"success", "error", "incomplete"}
-    assert _parse_time(record["started_at"]) <= _parse_time(record["ended_at"])
-    json.dumps(record)  # JSON-safe
 
 
 def test_chat_call_returns_the_sdk_object_and_records_every_contract_field(

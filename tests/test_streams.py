@@ -11,7 +11,8 @@ import pytest
 
 from neatlogs.openai import OpenAIProvider
 
-from .test_records import WEATHER_TOOL, assert_contract
+from .helpers import assert_contract
+from .test_records import WEATHER_TOOL
 
 HELLO = [{"role": "user", "content": "stream me a greeting please"}]
 CHUNKS = {"x-fake-chunks": "20"}

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from ..helpers import providers
+
 
 def _openai_major() -> int | None:
     try:
@@ -52,18 +54,7 @@ def make_provider() -> Iterator[Callable[..., Any]]:
     """Build overridden providers (otel off unless asked) and always undo them."""
     from neatlogs.openai import OpenAIProvider
 
-    made: list[Any] = []
-
-    def make(**options: Any) -> Any:
-        options.setdefault("otel", False)
-        provider = OpenAIProvider(**options)
-        provider.override()
-        made.append(provider)
-        return provider
-
-    yield make
-    for provider in made:
-        provider.undo_override()
+    yield from providers(OpenAIProvider)
 
 
 @pytest.fixture

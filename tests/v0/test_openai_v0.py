@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import gc
 import json
 import types
@@ -14,41 +13,11 @@ import pytest
 
 from neatlogs.llm import LLMTracker
 
+from ..helpers import assert_contract
+
 HI = [{"role": "user", "content": "hello there"}]
 LONG = [{"role": "user", "content": "stream me a long friendly greeting please"}]
 CHUNKS = {"x-fake-chunks": "20"}
-REQUIRED = {
-    "id": str,
-    "trace_id": str,
-    "provider": str,
-    "operation": str,
-    "model": str,
-    "response_model": (str, type(None)),
-    "request": dict,
-    "prompt": (list, str, type(None)),
-    "completion": (dict, str, type(None)),
-    "choices": list,
-    "finish_reason": (str, type(None)),
-    "stream": bool,
-    "usage": (dict, type(None)),
-    "cost_usd": (float, type(None)),
-    "tags": list,
-    "started_at": str,
-    "ended_at": str,
-    "duration_ms": float,
-    "ttft_ms": (float, type(None)),
-    "status": str,
-    "error": (dict, type(None)),
-}
-
-
-def assert_contract(record: dict[str, Any]) -> None:
-    for key, kind in REQUIRED.items():
-        assert key in record, f"missing {key}"
-        assert isinstance(record[key], kind), f"{key} is {type(record[key]).__name__}"
-    started = datetime.datetime.strptime(record["started_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
-    assert started <= datetime.datetime.strptime(record["ended_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
-    json.dumps(record)
 
 
 def _originals(api: Any) -> list[Any]:
