@@ -176,14 +176,35 @@ def _detail(usage: Mapping[str, Any], flat: str, nested: tuple[str, ...]) -> int
     return 0
 
 
+_CACHED_IN = ("prompt_tokens_details", "input_tokens_details")
+_REASONING_IN = ("completion_tokens_details", "output_tokens_details")
+
+
 def token_counts(usage: Mapping[str, Any] | None) -> tuple[int | None, int | None, int, int]:
     """(input, output, cached input, reasoning) tokens from a record's usage, whichever API named them."""
-    if type(usage) is not dict and not isinstance(usage, Mapping):
-        return None, None, 0, 0
+    if type(usage) is not dict:
+        if not isinstance(usage, Mapping):
+            return None, None, 0, 0
+    elif (
+        # The record's own usage shape (every neatlogs reader makes it): read without searching.
+        type(prompt := usage.get("prompt_tokens")) is int
+        and type(completion := usage.get("completion_tokens")) is int
+        and "prompt_tokens_details" not in usage
+        and "completion_tokens_details" not in usage
+        and "input_tokens_details" not in usage
+        and "output_tokens_details" not in usage
+    ):
+        cached, reasoning = usage.get("cached_tokens"), usage.get("reasoning_tokens")
+        return (
+            prompt,
+            completion,
+            cached if type(cached) is int else 0,
+            reasoning if type(reasoning) is int else 0,
+        )
     prompt = _count(usage, "prompt_tokens", "input_tokens")
     completion = _count(usage, "completion_tokens", "output_tokens")
-    cached = _detail(usage, "cached_tokens", ("prompt_tokens_details", "input_tokens_details"))
-    reasoning = _detail(usage, "reasoning_tokens", ("completion_tokens_details", "output_tokens_details"))
+    cached = _detail(usage, "cached_tokens", _CACHED_IN)
+    reasoning = _detail(usage, "reasoning_tokens", _REASONING_IN)
     return prompt, completion, cached, reasoning
 
 

@@ -25,9 +25,13 @@ from ._redact import mask_secrets
 
 # A provider-specific function that reads what a call kept and returns contract fields.
 Reader = Callable[["CallRecord"], dict[str, Any]]
-# (response, chunks, stream) -> {"usage": contract usage dict or None, "response_model": str or None},
-# read without converting anything; None when it cannot tell (the full reader is used then).
-Quick = Callable[[Any, list[Any], bool], "dict[str, Any] | None"]
+# (response, chunks, stream) -> (contract usage dict or None, response model or None), read without
+# converting anything; None when it cannot tell (the full reader is used then).
+QuickRead = tuple["dict[str, Any] | None", "str | None"]
+Quick = Callable[[Any, list[Any], bool], "QuickRead | None"]
+# What usage statistics need of one call: (model, usage, token counts (see `_pricing.token_counts`),
+# cost in USD or None).
+Tally = tuple[str, "dict[str, Any] | None", tuple[int | None, int | None, int, int], "float | None"]
 
 # Guards building the raw dict (the reader reads SDK objects, then they are released). Views are built
 # outside it, from the raw dict, which never changes once built.
@@ -240,53 +244,62 @@ class CallRecord:
             return self._meta
 
     def facts(self) -> dict[str, Any]:
-        """What usage statistics need (model, tokens, cost, status, timings, rate limits); unredacted."""
+        """What usage statistics need (model, tokens, cost, status, timings, rate limits); unredacted.
+
+        Converts the record (runs the reader) unless it was converted already; see `tally()`."""
         source = self._source
         if source is not None:
             return source.facts()
         facts = self._facts
-        if facts is None and self.quick is not None:
-            quick = self._quick_facts()
-            if quick is not None:
-                return quick
-            facts = self._facts
         if facts is None:
             self._ensure_raw()
             facts = self._facts
         return facts if facts is not None else {}
 
-    def _quick_facts(self) -> dict[str, Any] | None:
-        """Statistics' facts without converting the record: the reader, masks and views are skipped,
-        so counting a call costs a few microseconds. None when the quick reader cannot tell."""
+    def tally(self) -> Tally:
+        """(model, usage, token counts, cost): read with the provider's quick reader where it can,
+        so that counting a call skips the reader, masks and views; from `facts()` otherwise."""
+        source = self._source
+        if source is not None:
+            return source.tally()
         quick = self.quick
         request, response, chunks = self.request, self.response, self.chunks
-        if quick is None or self._facts is not None:
-            return None  # converted meanwhile (and the SDK objects released): use the full facts
-        try:
-            read = quick(response, chunks, self.stream)
-            if read is None:
-                return None
-            model = request.get("model")
-            model = model if isinstance(model, str) and model else None
-            usage = read.get("usage")
-            tokens = _pricing.token_counts(usage)
-            end = self.t_end if self.t_end is not None else self.t_start
-            return {
-                "model": model or "unknown",
-                "status": self.status,
-                "error_type": type(self.error).__name__ if self.error is not None else None,
-                "usage": usage,
-                "tokens": tokens,
-                "cost_usd": _pricing.cost_usd(
-                    read.get("response_model") or model, usage, self.prices, tokens
-                ),
-                "duration_ms": (end - self.t_start) / 1e6,
-                "ttft_ms": (self.t_first - self.t_start) / 1e6 if self.t_first is not None else None,
-                "rate_limit": rate_limit_from_headers(headers_of(response, self.stream, self.error)),
-            }
-        except Exception:
-            log_internal_error(f"counting a {self.provider} {self.operation} call")
-            return None
+        # Conversion sets `_facts` before it lets the SDK objects go: seen unset here, the three
+        # references above are still the call's own.
+        if quick is not None and self._facts is None:
+            try:
+                read = quick(response, chunks, self.stream)
+                if read is not None:
+                    usage, response_model = read
+                    model = request.get("model")
+                    model = model if isinstance(model, str) and model else "unknown"
+                    counts = _pricing.token_counts(usage)
+                    pricing_model = response_model or model
+                    return model, usage, counts, _pricing.cost_usd(pricing_model, usage, self.prices, counts)
+            except Exception:
+                log_internal_error(f"counting a {self.provider} {self.operation} call")
+        facts = self.facts()
+        usage = facts.get("usage")
+        return (
+            facts.get("model") or "unknown",
+            usage,
+            _pricing.token_counts(usage),
+            facts.get("cost_usd"),
+        )
+
+    def rate_limit(self) -> dict[str, Any] | None:
+        """The rate-limit headers of the call's answer, read without converting the record."""
+        source = self._source
+        if source is not None:
+            return source.rate_limit()
+        response = self.response
+        if self._facts is None:
+            try:
+                return rate_limit_from_headers(headers_of(response, self.stream, self.error))
+            except Exception:
+                log_internal_error("reading rate-limit headers")
+        limits = self.facts().get("rate_limit")
+        return limits if isinstance(limits, dict) else None
 
     def _ensure_raw(self) -> dict[str, Any] | None:
         """Run the reader once (under the lock, then the SDK objects are released); the raw dict, or

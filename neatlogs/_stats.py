@@ -1,8 +1,9 @@
 """Process-wide usage statistics: calls, errors by type, tokens, cost, latency percentiles, rate limits.
 
 Every finished call is observed once, sampled out or not. The caller's thread only appends the record to a
-queue; a daemon thread (`neatlogs-stats`) reads each record's facts (which runs the provider's reader once,
-the same conversion the history and the exporter use) and adds them up per model. `snapshot()` first
+queue; a daemon thread (`neatlogs-stats`) reads each record's tally (usage and model, read from the SDK
+objects by the provider's quick reader, so nothing is converted) and adds them up per model; the process
+totals are summed from the models' when asked. `snapshot()` first
 counts whatever is still queued, so `neatlogs.stats()` includes every call finished before it.
 """
 
@@ -17,10 +18,9 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ._log import log_internal_error
-from ._pricing import token_counts
 
 if TYPE_CHECKING:
-    from ._record import CallRecord
+    from ._record import CallRecord, Tally
 
 # Latency samples kept per model (a uniform reservoir: exact percentiles up to this many calls).
 _RESERVOIR_SIZE = 1024
@@ -42,12 +42,13 @@ class _Reservoir:
 
     def add(self, value: float) -> None:
         self.seen += 1
-        if len(self.values) < _RESERVOIR_SIZE:
-            self.values.append(value)
+        values = self.values
+        if len(values) < _RESERVOIR_SIZE:
+            values.append(value)
             return
-        slot = self._rng.randrange(self.seen)
+        slot = int(self._rng.random() * self.seen)  # uniform in [0, seen): keep with probability size/seen
         if slot < _RESERVOIR_SIZE:
-            self.values[slot] = value
+            values[slot] = value
 
     def percentiles(self) -> dict[str, float | None]:
         ordered = sorted(self.values)
@@ -58,10 +59,6 @@ class _Reservoir:
             return round(ordered[max(0, math.ceil(q * len(ordered)) - 1)], 3)
 
         return {"p50": rank(0.50), "p95": rank(0.95)}
-
-
-def _integer(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 class _Totals:
@@ -98,38 +95,40 @@ class _Totals:
         self.ttft = _Reservoir(rng)
         self.rate_limit: dict[str, int] | None = None
 
-    def add(self, facts: dict[str, Any]) -> None:
+    def add(self, record: CallRecord, tally: Tally) -> float:
+        """Count one call: its status and timings from the record, its tokens and cost from `tally`;
+        returns its duration in milliseconds."""
         self.calls += 1
-        status = facts.get("status")
+        status = record.status
         if status == "error":
-            kind = str(facts.get("error_type") or "Error")
+            kind = type(record.error).__name__ if record.error is not None else "Error"
             self.errors[kind] = self.errors.get(kind, 0) + 1
         elif status == "incomplete":
             self.incomplete += 1
-        counts = facts.get("tokens")  # token_counts(usage), when whoever made the facts had it already
-        prompt, completion, cached, reasoning = (
-            counts if counts is not None else token_counts(facts.get("usage"))
-        )
-        self.prompt_tokens += prompt or 0
-        self.completion_tokens += completion or 0
-        self.cached_tokens += cached
-        self.reasoning_tokens += reasoning
-        usage = facts.get("usage") or {}
-        total = _integer(usage.get("total_tokens")) or (prompt or 0) + (completion or 0)
-        self.total_tokens += total
-        cost = facts.get("cost_usd")
-        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+        _, usage, (prompt, completion, cached, reasoning), cost = tally
+        if prompt is not None or completion is not None:
+            prompt, completion = prompt or 0, completion or 0
+            self.prompt_tokens += prompt
+            self.completion_tokens += completion
+            self.cached_tokens += cached
+            self.reasoning_tokens += reasoning
+            total = usage.get("total_tokens") if usage is not None else None
+            self.total_tokens += total if type(total) is int and total > 0 else prompt + completion
+            if cost is None:
+                self.unpriced_calls += 1  # tokens were used but the model has no price
+        if cost is not None:
             self.cost_usd += cost
-        elif prompt is not None or completion is not None:
-            self.unpriced_calls += 1  # tokens were used but the model has no price
-        duration = facts.get("duration_ms")
-        if isinstance(duration, (int, float)):
-            self.latency.add(float(duration))
-        ttft = facts.get("ttft_ms")
-        if isinstance(ttft, (int, float)):
-            self.ttft.add(float(ttft))
-        limits = facts.get("rate_limit")
-        if isinstance(limits, dict):
+        t_end = record.t_end
+        start = record.t_start
+        duration = ((t_end if t_end is not None else start) - start) / 1e6
+        self.latency.add(duration)
+        t_first = record.t_first
+        if t_first is not None:
+            self.ttft.add((t_first - start) / 1e6)
+        return duration
+
+    def set_rate_limit(self, limits: dict[str, Any] | None) -> None:
+        if limits:
             remaining = {
                 name: limits[key]
                 for name, key in (("requests", "remaining_requests"), ("tokens", "remaining_tokens"))
@@ -137,6 +136,20 @@ class _Totals:
             }
             if remaining:
                 self.rate_limit = remaining
+
+    def absorb(self, other: _Totals) -> None:
+        """Add another model's counts (for the process totals, computed when asked)."""
+        self.calls += other.calls
+        for kind, count in other.errors.items():
+            self.errors[kind] = self.errors.get(kind, 0) + count
+        self.incomplete += other.incomplete
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.total_tokens += other.total_tokens
+        self.cached_tokens += other.cached_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+        self.cost_usd += other.cost_usd
+        self.unpriced_calls += other.unpriced_calls
 
     def snapshot(self, per_model: bool) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -175,7 +188,7 @@ class UsageStats:
         self._count_lock = threading.Lock()  # one thread counts at a time, in arrival order
         self._lock = threading.Lock()  # guards the totals
         self._rng = random.Random()
-        self._total = _Totals(self._rng)
+        self._latency = _Reservoir(self._rng)  # every call's, for the process totals
         self._models: dict[str, _Totals] = {}
         self._uncounted = 0
 
@@ -196,7 +209,11 @@ class UsageStats:
         """The statistics so far, every call observed before this one included."""
         self._count_pending()
         with self._lock:
-            result = self._total.snapshot(per_model=False)
+            total = _Totals(self._rng)
+            for totals in self._models.values():
+                total.absorb(totals)
+            total.latency = self._latency
+            result = total.snapshot(per_model=False)
             result["uncounted"] = self._uncounted
             result["by_model"] = {
                 model: t.snapshot(per_model=True) for model, t in sorted(self._models.items())
@@ -228,21 +245,29 @@ class UsageStats:
 
     def _count_pending(self) -> None:
         pending = self._pending
+        models = self._models
         with self._count_lock:
             while pending:
-                record = pending.popleft()
-                try:
-                    facts = record.facts()
-                except Exception:
-                    log_internal_error("reading a record for usage statistics")
-                    continue
-                model = str(facts.get("model") or "unknown")
+                # Rate limits: only the latest call's per model matter, so a batch reads one each.
+                latest: dict[str, CallRecord] = {}
                 with self._lock:
-                    self._total.add(facts)
-                    totals = self._models.get(model)
-                    if totals is None:
-                        totals = self._models[model] = _Totals(self._rng)
-                    totals.add(facts)
+                    for _ in range(min(len(pending), 512)):
+                        record = pending.popleft()
+                        try:
+                            tally = record.tally()
+                            model = tally[0]
+                            totals = models.get(model)
+                            if totals is None:
+                                totals = models[model] = _Totals(self._rng)
+                            self._latency.add(totals.add(record, tally))
+                            latest[model] = record
+                        except Exception:
+                            log_internal_error("counting a call in the usage statistics")
+                    for model, record in latest.items():
+                        try:
+                            models[model].set_rate_limit(record.rate_limit())
+                        except Exception:
+                            log_internal_error("reading rate limits for the usage statistics")
 
 
 USAGE = UsageStats()

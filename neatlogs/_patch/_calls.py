@@ -14,7 +14,7 @@ from .._log import log_internal_error
 from .._record import CallRecord, Quick, Reader
 from .._recorder import dispatch
 from ._patchset import PatchSet
-from .streams import Finish, TracedAsyncStream, TracedStream
+from .streams import Compact, Finish, TracedAsyncStream, TracedStream
 
 # What a `CallKind.keep` returns when the provider finishes the record itself, later (a raw response
 # whose body the caller has yet to read).
@@ -42,8 +42,8 @@ class CallKind:
     keep: Callable[[Any, CallRecord, Finish], Any] = _keep_result
     # what usage statistics need, read cheaply (see `_record.Quick`); None: the full reader is used
     quick: Quick | None = None
-    # a streamed chunk -> what the record keeps of it (plain values); None keeps the chunk itself
-    compact: Callable[[Any], Any] | None = None
+    # a streamed chunk -> what the record keeps of it (see `streams.Compact`); None keeps the chunk
+    compact: Compact | None = None
 
     def start(self, instance: Any, args: Any, kwargs: dict[str, Any]) -> Started | None:
         begun = _begin(self, instance, kwargs)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._jsonsafe import to_jsonable
-from .._log import logger
+from .._log import log_internal_error, logger
 from .._record import CallRecord
 from ._calls import CallKind, async_wrapper, sync_wrapper
 from ._patchset import PatchSet, Target
@@ -19,6 +19,7 @@ from .openai_embeddings import read_embeddings
 from .openai_fields import call_fields, get, payload, quick_usage, request_fields
 from .openai_raw import RawResponses, helper_async_close_wrapper, helper_close_wrapper
 from .openai_responses import read_responses, response_usage
+from .streams import Finish
 
 # kwargs whose list values the caller may keep mutating after the call (chat history lists).
 _SNAPSHOT_KWARGS = ("messages", "prompt", "input", "tools", "functions", "stop")
@@ -96,12 +97,103 @@ def _chat_message(index: int, message: Any, finish_reason: Any) -> dict[str, Any
     return choice
 
 
-def compact_chat_chunk(chunk: Any) -> tuple[Any, ...]:
-    """A chat chunk as nested tuples of plain values: what the merge needs and nothing more.
+def compact_chat_completion(body: Any) -> Any:
+    """A chat completion as nested tuples of plain values (see `read_chat`), or `body` itself when it
+    is not shaped like one.
+
+    Runs on the caller's thread when a call returns: a record then keeps strings and numbers rather
+    than the SDK's object tree, which the garbage collector would otherwise walk for as long as the
+    record lives in a history.
+    """
+    choices = getattr(body, "choices", None)
+    if type(choices) is not list:
+        return body
+    compact = []
+    for choice in choices:
+        message = getattr(choice, "message", None)
+        calls: tuple[tuple[Any, ...], ...] | None = None
+        tool_calls = getattr(message, "tool_calls", None)
+        if tool_calls:
+            found = []
+            for call in tool_calls:
+                function = getattr(call, "function", None)
+                if function is None:  # not a function tool call: the full reader reads it
+                    return body
+                found.append(
+                    (
+                        getattr(call, "id", None),
+                        getattr(call, "type", None),
+                        getattr(function, "name", None),
+                        getattr(function, "arguments", None),
+                    )
+                )
+            calls = tuple(found)
+        legacy = getattr(message, "function_call", None)
+        compact.append(
+            (
+                getattr(choice, "index", None) or 0,
+                getattr(choice, "finish_reason", None),
+                getattr(message, "role", None),
+                getattr(message, "content", None),
+                getattr(message, "refusal", None),
+                calls,
+                None
+                if legacy is None
+                else (getattr(legacy, "name", None), getattr(legacy, "arguments", None)),
+            )
+        )
+    request_id = getattr(body, "_request_id", None)
+    return (
+        getattr(body, "model", None),
+        getattr(body, "id", None),
+        getattr(body, "system_fingerprint", None),
+        request_id if isinstance(request_id, str) else None,
+        _usage(getattr(body, "usage", None)),
+        tuple(compact),
+    )
+
+
+def _function_call(legacy: Any) -> tuple[Any, Any] | None:
+    return None if legacy is None else (getattr(legacy, "name", None), getattr(legacy, "arguments", None))
+
+
+def _compact_chat_message(part: tuple[Any, ...]) -> dict[str, Any]:
+    index, finish_reason, role, content, refusal, calls, function_call = part
+    choice: dict[str, Any] = {
+        "index": index,
+        "role": role or "assistant",
+        "content": content,
+        "finish_reason": finish_reason,
+    }
+    if calls:
+        choice["tool_calls"] = [
+            {
+                "id": call_id,
+                "type": call_type or "function",
+                "function": {"name": name, "arguments": arguments},
+            }
+            for call_id, call_type, name, arguments in calls
+        ]
+    if function_call is not None:
+        choice["function_call"] = {"name": function_call[0], "arguments": function_call[1]}
+    if refusal:
+        choice["refusal"] = refusal
+    return choice
+
+
+def compact_chat_chunk(chunk: Any, kept: list[Any] | None = None) -> Any:
+    """A chat chunk as plain values: what the merge needs and nothing more.
 
     Runs on the caller's thread for every streamed chunk, so that a record keeps strings rather
     than the SDK's chunk objects (which, kept alive, make the garbage collector's work grow).
+    A chunk that only adds text to the first choice, with the same model, id and fingerprint as
+    the stream's first chunk (`kept[0]`), is kept as that text alone: most chunks of a stream.
+    Any other chunk is a tuple (model, id, fingerprint, usage, choices).
     """
+    if kept:
+        text = _continuation(chunk, kept[0])
+        if text is not None:
+            return text
     choices: Any = getattr(chunk, "choices", None) or ()
     if len(choices) == 1:
         # The common chunk: one choice whose delta carries text; plain attribute reads only.
@@ -163,11 +255,52 @@ def compact_chat_chunk(chunk: Any) -> tuple[Any, ...]:
     )
 
 
+def _continuation(chunk: Any, first: Any) -> str | None:
+    """The text of a chunk that carries nothing else new (see `compact_chat_chunk`), else None."""
+    # The SDK's pydantic models keep their fields in `__dict__`: reading it there skips attribute
+    # lookup on the model class. Anything unexpected goes the general way.
+    fields = getattr(chunk, "__dict__", None)
+    if type(fields) is not dict or type(first) is not tuple:
+        return None
+    choices = fields.get("choices")
+    if (
+        type(choices) is not list
+        or len(choices) != 1
+        or fields.get("usage") is not None
+        or fields.get("model") != first[0]
+        or fields.get("id") != first[1]
+        or fields.get("system_fingerprint") != first[2]
+    ):
+        return None
+    part = getattr(choices[0], "__dict__", None)
+    if type(part) is not dict or part.get("index") != 0 or part.get("finish_reason") is not None:
+        return None
+    delta = getattr(part.get("delta"), "__dict__", None)
+    if type(delta) is not dict:
+        return None
+    content = delta.get("content")
+    if (
+        type(content) is not str
+        or delta.get("role") is not None
+        or delta.get("tool_calls") is not None
+        or delta.get("function_call") is not None
+        or delta.get("refusal") is not None
+    ):
+        return None
+    return content
+
+
 def _merge_chat_chunks(chunks: list[Any]) -> dict[str, Any]:
     merged: dict[int, dict[str, Any]] = {}
     tool_calls: dict[int, dict[int, dict[str, Any]]] = {}
     usage = model = response_id = fingerprint = None
     for chunk in chunks:
+        if type(chunk) is str:  # more text for the first choice, nothing else new
+            first_choice = merged.get(0)
+            if first_choice is not None:
+                first_choice["content"] = (first_choice["content"] or "") + chunk
+                continue
+            chunk = (None, None, None, None, ((0, None, None, chunk, None, None, None),))
         chunk_model, chunk_id, chunk_fingerprint, chunk_usage, parts = (
             chunk if type(chunk) is tuple else compact_chat_chunk(chunk)
         )
@@ -218,6 +351,10 @@ def read_chat(record: CallRecord) -> dict[str, Any]:
         choices, usage = merged["choices"], merged["usage"]
         fields["response_model"], fields["response_id"] = merged["model"], merged["id"]
         fields["system_fingerprint"] = merged["fingerprint"]
+    elif type(body) is tuple:  # compacted when the call returned (compact_chat_completion)
+        fields["response_model"], fields["response_id"], fields["system_fingerprint"] = body[:3]
+        choices = [_compact_chat_message(part) for part in sorted(body[5], key=lambda part: part[0])]
+        usage = body[4]
     elif get(body, "choices") is not None:
         parts = sorted(get(body, "choices") or (), key=lambda c: get(c, "index") or 0)
         choices = [
@@ -229,7 +366,7 @@ def read_chat(record: CallRecord) -> dict[str, Any]:
     fields["choices"] = choices
     fields["completion"] = choices[0] if choices else None
     fields["finish_reason"] = choices[0]["finish_reason"] if choices else None
-    fields["usage"] = _usage(usage)
+    fields["usage"] = usage if type(body) is tuple else _usage(usage)
     fields.update(call_fields(record, body, headers))
     return fields
 
@@ -309,7 +446,18 @@ def _targets() -> list[Target]:
     deferred = tuple(cls for cls in (api_response, async_api_response) if cls is not None)
     raw = RawResponses(legacy, deferred, (sync_stream, async_stream))
 
+    def keep_chat(result: Any, record: CallRecord, finish: Finish) -> Any:
+        kept = raw.keep(result, record, finish)
+        if kept is not result:
+            return kept
+        try:
+            return compact_chat_completion(result)
+        except Exception:
+            log_internal_error("keeping a chat completion")
+            return result  # kept as it is: the reader reads the SDK object later
+
     def both(operation: str, reader: Any, usage_of: Any) -> tuple[_Factory, _Factory]:
+        chat = operation == "chat"
         kind = CallKind(
             "openai",
             operation,
@@ -317,9 +465,9 @@ def _targets() -> list[Target]:
             _client_of,
             stream_kind,
             snapshot_kwargs,
-            raw.keep,
+            keep_chat if chat else raw.keep,
             quick_usage(usage_of),
-            compact_chat_chunk if operation == "chat" else None,
+            compact_chat_chunk if chat else None,
         )
         return sync_wrapper(kind), async_wrapper(kind)
 

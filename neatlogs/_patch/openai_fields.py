@@ -13,7 +13,7 @@ from typing import Any
 
 from .._jsonsafe import to_jsonable
 from .._ratelimit import rate_limit_from_headers
-from .._record import CallRecord, Quick
+from .._record import CallRecord, Quick, QuickRead
 from .openai_raw import RawResult
 
 # kwargs that never enter a record: headers may carry credentials (contract, section 2).
@@ -36,11 +36,19 @@ _VENDOR_HOSTS = (
 _DEPLOYMENT_IN_PATH = re.compile(r"/deployments/([^/]+)")
 
 
+# type -> whether it is a Mapping: an ABC isinstance check costs more than the read it guards.
+_IS_MAPPING: dict[type, bool] = {dict: True, type(None): False}
+
+
 def get(value: Any, name: str) -> Any:
     """`value.name` for SDK objects, `value[name]` for decoded JSON; None when absent."""
-    if type(value) is dict or isinstance(value, Mapping):  # type() first: an ABC check is slower
-        return value.get(name)
-    return getattr(value, name, None)
+    kind = type(value)
+    mapping = _IS_MAPPING.get(kind)
+    if mapping is None:
+        mapping = isinstance(value, Mapping)
+        if len(_IS_MAPPING) < 1024:
+            _IS_MAPPING[kind] = mapping
+    return value.get(name) if mapping else getattr(value, name, None)
 
 
 # ---- the request and the server ----
@@ -137,7 +145,10 @@ def call_fields(record: CallRecord, body: Any, headers: Any) -> dict[str, Any]:
     """`request_id` and `rate_limit`, from the body, the headers, or a failed call's error response."""
     if headers is None:
         headers = _error_headers(record)
-    request_id = getattr(body, "_request_id", None) if body is not None else None
+    if type(body) is tuple:  # a compacted chat completion keeps its request id fourth
+        request_id = body[3]
+    else:
+        request_id = getattr(body, "_request_id", None) if body is not None else None
     if not isinstance(request_id, str):
         request_id = _header(headers, "x-request-id")
     if not isinstance(request_id, str):
@@ -152,21 +163,23 @@ def quick_usage(usage_of: Callable[[Any], dict[str, Any] | None]) -> Quick:
     """A `Quick` reader for OpenAI-shaped answers: usage and model from the response, or a stream's
     chunks (events carry them in `.response`), without converting anything else."""
 
-    def quick(response: Any, chunks: list[Any], stream: bool) -> dict[str, Any] | None:
+    def quick(response: Any, chunks: list[Any], stream: bool) -> QuickRead | None:
         if stream:
             # Usage comes with the last chunk (include_usage) or the final event; the model with the
             # first. Only those two are read: a missing attribute on a pydantic model is slow.
             if not chunks:
-                return {"usage": None, "response_model": None}
+                return None, None
             last, first = chunks[-1], chunks[0]
-            if type(last) is tuple:  # compact chat chunks: (model, id, fingerprint, usage, choices)
-                return {"usage": usage_of(last[3]), "response_model": first[0]}
+            if type(first) is tuple:  # compact chat chunks: (model, id, fingerprint, usage, choices)
+                return usage_of(last[3] if type(last) is tuple else None), first[0]
             usage = getattr(last, "usage", None) or getattr(getattr(last, "response", None), "usage", None)
             model = getattr(first, "model", None) or getattr(getattr(first, "response", None), "model", None)
+        elif type(response) is tuple:  # a compacted chat completion: (model, id, fp, request id, usage, ...)
+            return response[4], response[0]
         elif response is None or hasattr(response, "usage"):
             usage, model = getattr(response, "usage", None), getattr(response, "model", None)
         else:
             return None  # a raw response: only the full reader knows how to read it
-        return {"usage": usage_of(usage), "response_model": model if isinstance(model, str) else None}
+        return usage_of(usage), model if isinstance(model, str) else None
 
     return quick

@@ -16,6 +16,8 @@ from .._log import log_internal_error
 from .._record import CallRecord
 
 Finish = Callable[[CallRecord], None]
+# (a streamed chunk, the chunks kept so far) -> what the record keeps of it (plain values)
+Compact = Callable[[Any, list[Any]], Any]
 
 
 def finalise(record: CallRecord, finish: Finish, status: str, error: BaseException | None) -> None:
@@ -42,7 +44,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     """A sync stream proxy; `isinstance(proxy, openai.Stream)` still holds."""
 
     def __init__(
-        self, wrapped: Any, record: CallRecord, finish: Finish, compact: Callable[[Any], Any] | None = None
+        self, wrapped: Any, record: CallRecord, finish: Finish, compact: Compact | None = None
     ) -> None:
         super().__init__(wrapped)
         self._self_record = record
@@ -70,7 +72,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             chunks.append(chunk)
         else:
             try:
-                chunks.append(compact(chunk))
+                chunks.append(compact(chunk, chunks))
             except Exception:
                 log_internal_error("keeping a streamed chunk")
                 chunks.append(chunk)
@@ -102,7 +104,7 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     """An async stream proxy; `isinstance(proxy, openai.AsyncStream)` still holds."""
 
     def __init__(
-        self, wrapped: Any, record: CallRecord, finish: Finish, compact: Callable[[Any], Any] | None = None
+        self, wrapped: Any, record: CallRecord, finish: Finish, compact: Compact | None = None
     ) -> None:
         super().__init__(wrapped)
         self._self_record = record
@@ -129,7 +131,7 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             chunks.append(chunk)
         else:
             try:
-                chunks.append(compact(chunk))
+                chunks.append(compact(chunk, chunks))
             except Exception:
                 log_internal_error("keeping a streamed chunk")
                 chunks.append(chunk)
