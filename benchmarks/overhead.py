@@ -1,14 +1,18 @@
 """Caller-side overhead of neatlogs on OpenAI SDK calls.
 
 One process, the SDK on an in-process mock transport (no sockets), the same calls made
-uninstrumented and instrumented in alternating rounds; medians of the per-call time.
+uninstrumented and instrumented in many short alternating rounds (plain-traced, then traced-plain,
+so that drift cancels out); "added" is the median over rounds of the traced round's time per call
+minus its paired plain round's.
 
-    python benchmarks/overhead.py [--calls 300] [--rounds 7] [--chunks 20] [--otel] [--exporter]
+    python benchmarks/overhead.py [--calls 60] [--rounds 30] [--chunks 20] [--otel] [--exporter]
 
 Rows: the default setup (history only, no endpoint), `--otel` (an OpenTelemetry SDK installed and the
 OTel sink on), `--exporter` (an endpoint set: records shipped to `neatlogs serve` running in another
-process). The background threads of the last two share the interpreter with the caller, so their work
-shows up here too.
+process). Columns: wall-clock time per call, the calling thread's CPU time, and the CPU time that
+neatlogs' background threads (usage statistics, OTel, exporter) spent per call, which in a real
+application overlaps with its network waits. Their work shares the interpreter with the caller, so
+whatever of it runs during a round shows up in that round's wall-clock time too.
 """
 
 from __future__ import annotations
@@ -125,32 +129,47 @@ def _collector_process() -> Iterator[str]:
             process.wait(10)
 
 
-# (wall-clock µs per call, the calling thread's CPU µs per call). CPU time of the calling thread is
-# what neatlogs adds on the caller's path and is far less disturbed by other load on the machine.
-Timing = tuple[float, float]
+# (wall-clock µs per call, the calling thread's CPU µs per call, other threads' CPU µs per call). CPU time
+# of the calling thread is what neatlogs adds on the caller's path and is far less disturbed by other
+# load on the machine.
+Timing = tuple[float, float, float]
+
+
+def _timing(wall: int, cpu: int, process: int, calls: int) -> Timing:
+    return wall / calls / 1000, cpu / calls / 1000, (process - cpu) / calls / 1000
 
 
 def _time_sync(fn: Callable[[], Any], calls: int) -> Timing:
-    wall, cpu = time.perf_counter_ns(), time.thread_time_ns()
+    wall, cpu, process = time.perf_counter_ns(), time.thread_time_ns(), time.process_time_ns()
     for _ in range(calls):
         fn()
-    return (time.perf_counter_ns() - wall) / calls / 1000, (time.thread_time_ns() - cpu) / calls / 1000
+    return _timing(
+        time.perf_counter_ns() - wall,
+        time.thread_time_ns() - cpu,
+        time.process_time_ns() - process,
+        calls,
+    )
 
 
 def _time_async(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any], calls: int) -> Timing:
     async def run() -> Timing:
-        wall, cpu = time.perf_counter_ns(), time.thread_time_ns()
+        wall, cpu, process = time.perf_counter_ns(), time.thread_time_ns(), time.process_time_ns()
         for _ in range(calls):
             await fn()
-        return (time.perf_counter_ns() - wall) / calls / 1000, (time.thread_time_ns() - cpu) / calls / 1000
+        return _timing(
+            time.perf_counter_ns() - wall,
+            time.thread_time_ns() - cpu,
+            time.process_time_ns() - process,
+            calls,
+        )
 
     return loop.run_until_complete(run())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=60, help="calls per round")
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--chunks", type=int, default=20)
     parser.add_argument(
         "--otel", action="store_true", help="also measure with an OpenTelemetry SDK installed"
@@ -192,12 +211,7 @@ def _run(args: argparse.Namespace, endpoint: str | None) -> None:
         (f"sync stream ({args.chunks} chunks)", lambda n: _time_sync(sync_stream, n)),
         (f"async stream ({args.chunks} chunks)", lambda n: _time_async(loop, async_stream, n)),
     ]
-    setups: list[tuple[str, dict[str, Any]]] = [
-        ("history only (no endpoint)", {"otel": False}),
-        # The same with Python's cyclic GC paused while timing: kept chunks survive into older GC
-        # generations, so collections cost more; this row separates that from the per-call work.
-        ("history only, GC paused", {"otel": False, "_gc_paused": True}),
-    ]
+    setups: list[tuple[str, dict[str, Any]]] = [("history only (no endpoint)", {"otel": False})]
     if args.otel:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -209,39 +223,40 @@ def _run(args: argparse.Namespace, endpoint: str | None) -> None:
     if endpoint:
         setups.append(("exporter on (collector process)", {"otel": False, "endpoint": endpoint}))
 
-    print(f"openai {openai.__version__}, {args.calls} calls x {args.rounds} rounds, medians")
+    print(f"openai {openai.__version__}, {args.rounds} rounds x {args.calls} calls, medians of paired rounds")
     print()
-    print("| setup | call | untraced µs | traced µs | added µs | ratio | caller CPU added µs | CPU ratio |")
+    print(
+        "| setup | call | untraced µs | traced µs | added µs | ratio | caller CPU added µs "
+        "| background CPU µs |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for setup_name, options in setups:
-        gc_paused = bool(options.pop("_gc_paused", False))
         provider = OpenAIProvider(trace_id="bench", **options)
         for name, run in cases:
-            run(args.calls // 5)  # warm up both paths
+            run(args.calls)  # warm up both paths
             provider.override()
-            run(args.calls // 5)
+            run(args.calls * 3)
             provider.undo_override()
+            gc.collect()
             plain: list[Timing] = []
             traced: list[Timing] = []
-            for _ in range(args.rounds):
-                gc.collect()
-                if gc_paused:
-                    gc.disable()
-                plain.append(run(args.calls))
-                gc.enable()
-                provider.override()
-                gc.collect()
-                if gc_paused:
-                    gc.disable()
-                traced.append(run(args.calls))
-                gc.enable()
-                provider.undo_override()
+            for round_number in range(args.rounds):
+                for instrumented in (False, True) if round_number % 2 == 0 else (True, False):
+                    if instrumented:
+                        provider.override()
+                        traced.append(run(args.calls))
+                        provider.undo_override()
+                    else:
+                        plain.append(run(args.calls))
+            added = [t[0] - p[0] for p, t in zip(plain, traced, strict=True)]
+            added_cpu = [t[1] - p[1] for p, t in zip(plain, traced, strict=True)]
             base, with_neatlogs = (statistics.median(t[0] for t in runs) for runs in (plain, traced))
-            base_cpu, cpu = (statistics.median(t[1] for t in runs) for runs in (plain, traced))
+            # Background work is bursty (batches): its mean, not its median, is its cost per call.
+            background = statistics.fmean(t[2] for t in traced) - statistics.fmean(t[2] for t in plain)
             print(
                 f"| {setup_name} | {name} | {base:.1f} | {with_neatlogs:.1f} | "
-                f"{with_neatlogs - base:+.1f} | {with_neatlogs / base:.3f} | "
-                f"{cpu - base_cpu:+.1f} | {cpu / base_cpu:.3f} |"
+                f"{statistics.median(added):+.1f} | {with_neatlogs / base:.3f} | "
+                f"{statistics.median(added_cpu):+.1f} | {background:+.1f} |"
             )
     if endpoint:
         import neatlogs

@@ -13,7 +13,6 @@ import math
 import os
 import random
 import threading
-import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +25,11 @@ if TYPE_CHECKING:
 _RESERVOIR_SIZE = 1024
 # Records waiting to be counted; beyond this (the worker cannot keep up) calls are counted as uncounted.
 _MAX_PENDING = 100_000
-# After a wake-up the worker waits this long so that it counts records in batches.
-_BATCH_DELAY = 0.2
+# The worker counts in batches: as soon as this many calls wait, else every `_COUNT_EVERY` seconds.
+# Waking rarely matters more than counting fast: a thread that wants the GIL back while the calling
+# thread is busy makes every GIL hand-off of the calling thread slower (docs/overhead.md).
+_WAKE_AT = 1024
+_COUNT_EVERY = 2.0
 
 
 class _Reservoir:
@@ -193,7 +195,7 @@ class UsageStats:
         self._uncounted = 0
 
     def observe(self, record: CallRecord) -> None:
-        """Queue a finished call to be counted (caller's thread: an append and a flag check)."""
+        """Queue a finished call to be counted (caller's thread: an append and a length check)."""
         pending = self._pending
         if len(pending) >= _MAX_PENDING:
             with self._lock:
@@ -202,7 +204,7 @@ class UsageStats:
         pending.append(record)
         if self._thread is None:
             self._start()
-        elif not self._wake.is_set():
+        elif len(pending) >= _WAKE_AT and not self._wake.is_set():
             self._wake.set()
 
     def snapshot(self) -> dict[str, Any]:
@@ -235,8 +237,7 @@ class UsageStats:
     def _run(self) -> None:
         wake = self._wake
         while True:
-            wake.wait()
-            time.sleep(_BATCH_DELAY)
+            wake.wait(_COUNT_EVERY)
             wake.clear()
             try:
                 self._count_pending()

@@ -30,6 +30,11 @@ from . import _semconv as sc
 __all__ = ["OTelSink", "configure_otlp", "flush_all_otel", "otel_stats", "shutdown_all_otel"]
 
 _MAX_QUEUE = 10_000
+# Records become spans in batches: as soon as this many wait, else every `_EXPORT_EVERY` seconds (a
+# span keeps the call's own start and end times however late it is made). Few wake-ups: a thread that
+# wants the GIL back while the calling thread is busy slows every GIL hand-off (docs/overhead.md).
+_WAKE_AT = 256
+_EXPORT_EVERY = 1.0
 # The longest the interpreter's exit waits for queued records to become spans.
 _EXIT_TIMEOUT = 2.0
 # How many recent calls are remembered to give one span per call when several neatlogs providers see it.
@@ -135,9 +140,8 @@ class _Worker:
         queue.append((sink, record))
         if self.thread is None:
             self._start()
-        wake = self.wake
-        if not wake.is_set():
-            wake.set()
+        elif len(queue) >= _WAKE_AT and not self.wake.is_set():
+            self.wake.set()
         return True
 
     def count_drop(self, sink: OTelSink) -> None:
@@ -158,7 +162,7 @@ class _Worker:
     def _run(self) -> None:
         queue, wake = self.queue, self.wake
         while True:
-            wake.wait()
+            wake.wait(_EXPORT_EVERY)
             # Cleared before draining: an append after this either is drained now or sets wake again.
             wake.clear()
             while queue:

@@ -7,7 +7,7 @@ on leaving `with`/`async with`, or when the abandoned stream is garbage-collecte
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import wrapt
@@ -51,8 +51,12 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         self._self_finish = finish
         self._self_step = (wrapped.__next__, record, compact)  # what every chunk needs, bound once
 
-    def __iter__(self) -> TracedStream:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        # A generator, as the SDK's own `Stream.__iter__` is: resuming one costs less per chunk than
+        # calling `__next__`. The record stays open when the loop is left early (GeneratorExit): it
+        # ends on close(), on leaving `with`, or when the stream is collected, as with `__next__`.
+        _, record, compact = self._self_step
+        return _iterate(self, iter(self.__wrapped__), record, self._self_finish, compact)
 
     def __next__(self) -> Any:
         # Runs for every chunk: the proxy's state is read once, and keeping the chunk is inlined.
@@ -111,8 +115,10 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         self._self_finish = finish
         self._self_step = (wrapped.__anext__, record, compact)  # what every chunk needs, bound once
 
-    def __aiter__(self) -> TracedAsyncStream:
-        return self
+    def __aiter__(self) -> AsyncIterator[Any]:
+        # An async generator, as the SDK's own `AsyncStream.__aiter__` is (see TracedStream.__iter__).
+        _, record, compact = self._self_step
+        return _aiterate(self, self.__wrapped__.__aiter__(), record, self._self_finish, compact)
 
     async def __anext__(self) -> Any:
         step, record, compact = self._self_step
@@ -177,3 +183,56 @@ def end_incomplete(stream: Any) -> None:
     HTTP response itself); does nothing for anything else or a stream already finalised."""
     if isinstance(stream, (TracedStream, TracedAsyncStream)):
         finalise(stream._self_record, stream._self_finish, "incomplete", None)
+
+
+def _keep(chunk: Any, record: CallRecord, kept: list[Any], compact: Compact | None) -> None:
+    if not kept:
+        record.t_first = time.perf_counter_ns()
+    if compact is None:
+        kept.append(chunk)
+        return
+    try:
+        kept.append(compact(chunk, kept))
+    except Exception:
+        log_internal_error("keeping a streamed chunk")
+        kept.append(chunk)
+
+
+def _iterate(
+    stream: TracedStream, chunks: Iterator[Any], record: CallRecord, finish: Finish, compact: Compact | None
+) -> Any:
+    # `stream` is held so that the proxy (whose collection ends an abandoned record) lives as long as
+    # the loop over it does.
+    kept = record.chunks
+    try:
+        for chunk in chunks:
+            if not record.finished:  # a stream read on after it ended (closed) keeps nothing more
+                _keep(chunk, record, kept, compact)
+            yield chunk
+    except GeneratorExit:
+        raise  # the consumer left the loop early: not the stream's end
+    except BaseException as exc:
+        finalise(record, finish, status_for(exc), exc)
+        raise
+    finalise(record, finish, "success", None)
+
+
+async def _aiterate(
+    stream: TracedAsyncStream,
+    chunks: AsyncIterator[Any],
+    record: CallRecord,
+    finish: Finish,
+    compact: Compact | None,
+) -> Any:
+    kept = record.chunks  # `stream` is held as in `_iterate`
+    try:
+        async for chunk in chunks:
+            if not record.finished:
+                _keep(chunk, record, kept, compact)
+            yield chunk
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        finalise(record, finish, status_for(exc), exc)
+        raise
+    finalise(record, finish, "success", None)
