@@ -80,13 +80,22 @@ class Cleaner:
         if depth > _MAX_DEPTH:
             return "<too deep>"
         if kind is dict:
-            self.chars += 2
+            chars = 2
             result: dict[str, Any] = {}
             for key, item in value.items():
                 name = key if type(key) is str else str(key)
-                self.chars += len(name) + 4
-                # Strings inline: most leaves are strings, and a call per leaf is most of the cost.
-                result[name] = self.text(item) if type(item) is str else self.copy(item, depth + 1)
+                chars += len(name) + 4
+                # Leaves inline: most values are strings, numbers or None, and a call per leaf is most
+                # of the cost.
+                item_kind = type(item)
+                if item_kind is str:
+                    result[name] = self.text(item)
+                elif item is None or item_kind is int or item_kind is bool:
+                    chars += 5
+                    result[name] = item
+                else:
+                    result[name] = self.copy(item, depth + 1)
+            self.chars += chars
             return result
         if kind is list:
             self.chars += 2

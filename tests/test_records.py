@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -196,3 +198,19 @@ def test_each_call_has_its_own_id(provider: OpenAIProvider, client: openai.OpenA
 
     ids = [r["id"] for r in provider.get_conversation_history()]
     assert len(set(ids)) == 3 and all(len(i) == 32 for i in ids)
+
+
+def test_the_history_does_not_keep_the_sdk_response_alive(
+    provider: OpenAIProvider, client: openai.OpenAI
+) -> None:
+    """A record keeps the answer's content, not the SDK's object tree: memory and GC work stay small."""
+    response = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    content, alive = response.choices[0].message.content, weakref.ref(response)
+    del response
+    gc.collect()
+
+    assert alive() is None
+    (record,) = provider.get_conversation_history()
+    assert record["completion"]["content"] == content and record["usage"]["total_tokens"] > 0

@@ -115,6 +115,56 @@ def test_early_break_then_garbage_collection_records_incomplete_once(
     assert record["completion"]["content"]  # partial content kept
 
 
+def test_a_loop_left_early_and_resumed_records_the_whole_answer_once(
+    provider: OpenAIProvider, client: openai.OpenAI
+) -> None:
+    provider.undo_override()
+    plain = [c.choices[0].delta.content or "" for c in _stream(client, extra_headers=CHUNKS)]
+    provider.override()
+
+    stream = _stream(client, extra_headers=CHUNKS)
+    pieces: list[str] = []
+    for chunk in stream:
+        pieces.append(chunk.choices[0].delta.content or "")
+        if len(pieces) == 3:
+            break
+    pieces.append(next(stream).choices[0].delta.content or "")  # one chunk read directly
+    for chunk in stream:  # then on where the first loop stopped
+        pieces.append(chunk.choices[0].delta.content or "")
+    gc.collect()
+
+    (record,) = provider.get_conversation_history()
+    assert pieces == plain
+    assert record["status"] == "success" and record["completion"]["content"] == "".join(plain)
+
+
+async def test_an_async_loop_left_early_and_resumed_records_the_whole_answer_once(
+    provider: OpenAIProvider, async_client: openai.AsyncOpenAI
+) -> None:
+    def ask() -> Any:
+        return async_client.chat.completions.create(
+            model="gpt-4o-mini", messages=HELLO, stream=True, extra_headers=CHUNKS
+        )
+
+    provider.undo_override()
+    plain = [c.choices[0].delta.content or "" async for c in await ask()]
+    provider.override()
+
+    stream = await ask()
+    pieces: list[str] = []
+    async for chunk in stream:
+        pieces.append(chunk.choices[0].delta.content or "")
+        if len(pieces) == 3:
+            break
+    async for chunk in stream:
+        pieces.append(chunk.choices[0].delta.content or "")
+    gc.collect()
+
+    (record,) = provider.get_conversation_history()
+    assert pieces == plain
+    assert record["status"] == "success" and record["completion"]["content"] == "".join(plain)
+
+
 def test_with_block_exit_finalises_once(provider: OpenAIProvider, client: openai.OpenAI) -> None:
     with _stream(client, extra_headers=CHUNKS) as stream:
         assert isinstance(stream, openai.Stream)
