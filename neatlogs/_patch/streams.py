@@ -59,7 +59,6 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         return _iterate(self, iter(self.__wrapped__), record, self._self_finish, compact)
 
     def __next__(self) -> Any:
-        # Runs for every chunk: the proxy's state is read once, and keeping the chunk is inlined.
         step, record, compact = self._self_step
         try:
             chunk = step()
@@ -69,17 +68,8 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         except BaseException as exc:
             finalise(record, self._self_finish, status_for(exc), exc)
             raise
-        chunks = record.chunks
-        if not chunks:
-            record.t_first = time.perf_counter_ns()
-        if compact is None:
-            chunks.append(chunk)
-        else:
-            try:
-                chunks.append(compact(chunk, chunks))
-            except Exception:
-                log_internal_error("keeping a streamed chunk")
-                chunks.append(chunk)
+        if not record.finished:
+            _keep(chunk, record, record.chunks, compact)
         return chunk
 
     def __enter__(self) -> TracedStream:
@@ -130,17 +120,8 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         except BaseException as exc:
             finalise(record, self._self_finish, status_for(exc), exc)
             raise
-        chunks = record.chunks
-        if not chunks:
-            record.t_first = time.perf_counter_ns()
-        if compact is None:
-            chunks.append(chunk)
-        else:
-            try:
-                chunks.append(compact(chunk, chunks))
-            except Exception:
-                log_internal_error("keeping a streamed chunk")
-                chunks.append(chunk)
+        if not record.finished:
+            _keep(chunk, record, record.chunks, compact)
         return chunk
 
     async def __aenter__(self) -> TracedAsyncStream:
@@ -200,7 +181,7 @@ def _keep(chunk: Any, record: CallRecord, kept: list[Any], compact: Compact | No
 
 def _iterate(
     stream: TracedStream, chunks: Iterator[Any], record: CallRecord, finish: Finish, compact: Compact | None
-) -> Any:
+) -> Iterator[Any]:
     # `stream` is held so that the proxy (whose collection ends an abandoned record) lives as long as
     # the loop over it does.
     kept = record.chunks
@@ -223,7 +204,7 @@ async def _aiterate(
     record: CallRecord,
     finish: Finish,
     compact: Compact | None,
-) -> Any:
+) -> AsyncIterator[Any]:
     kept = record.chunks  # `stream` is held as in `_iterate`
     try:
         async for chunk in chunks:
