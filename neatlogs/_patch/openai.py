@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
-from .._jsonsafe import to_jsonable
 from .._log import log_internal_error, logger
 from .._record import CallRecord
 from ._calls import CallKind, async_wrapper, sync_wrapper
@@ -64,46 +63,43 @@ def _usage(usage: Any) -> dict[str, Any] | None:
     return result
 
 
-def _tool_calls(tool_calls: Any) -> list[dict[str, Any]]:
-    calls = []
-    for call in tool_calls or ():
-        function = get(call, "function")
-        calls.append(
-            {
-                "id": get(call, "id"),
-                "type": get(call, "type") or "function",
-                "function": {"name": get(function, "name"), "arguments": get(function, "arguments")},
-            }
-        )
-    return calls
+class CompactChat(NamedTuple):
+    """A chat completion as plain values: what `read_chat` reads of it (see `compact_chat_completion`).
+
+    `choices` holds one (index, finish_reason, role, content, refusal, tool_calls, function_call) tuple
+    per choice; `tool_calls` is None or (id, type, name, arguments) tuples, `function_call` None or
+    (name, arguments); `usage` is already in the record's shape.
+    """
+
+    model: Any
+    id: Any
+    system_fingerprint: Any
+    request_id: str | None
+    usage: dict[str, Any] | None
+    choices: tuple[tuple[Any, ...], ...]
+
+    @property
+    def _request_id(self) -> str | None:  # where `call_fields` finds it on the SDK's own objects
+        return self.request_id
 
 
-def _chat_message(index: int, message: Any, finish_reason: Any) -> dict[str, Any]:
-    choice: dict[str, Any] = {
-        "index": index,
-        "role": get(message, "role") or "assistant",
-        "content": get(message, "content"),
-        "finish_reason": finish_reason,
-    }
-    tool_calls = _tool_calls(get(message, "tool_calls"))
-    if tool_calls:
-        choice["tool_calls"] = tool_calls
-    function_call = get(message, "function_call")
-    if function_call is not None:
-        choice["function_call"] = to_jsonable(function_call)
-    refusal = get(message, "refusal")
-    if refusal:
-        choice["refusal"] = refusal
-    return choice
+def _tool_call(call: Any) -> tuple[Any, Any, Any, Any]:
+    function = getattr(call, "function", None)  # None for a custom tool: no name or arguments
+    return (
+        getattr(call, "id", None),
+        getattr(call, "type", None),
+        getattr(function, "name", None),
+        getattr(function, "arguments", None),
+    )
 
 
 def compact_chat_completion(body: Any) -> Any:
-    """A chat completion as nested tuples of plain values (see `read_chat`), or `body` itself when it
-    is not shaped like one.
+    """A chat completion as a `CompactChat`, or `body` itself when it is not shaped like one.
 
     Runs on the caller's thread when a call returns: a record then keeps strings and numbers rather
     than the SDK's object tree, which the garbage collector would otherwise walk for as long as the
-    record lives in a history.
+    record lives in a history. `read_chat` reads every non-streamed chat answer through it. Attribute
+    reads only (the SDK's objects, openai 0.28's, and a raw response's JSON as `JSONObject`s).
     """
     choices = getattr(body, "choices", None)
     if type(choices) is not list:
@@ -111,23 +107,7 @@ def compact_chat_completion(body: Any) -> Any:
     compact = []
     for choice in choices:
         message = getattr(choice, "message", None)
-        calls: tuple[tuple[Any, ...], ...] | None = None
         tool_calls = getattr(message, "tool_calls", None)
-        if tool_calls:
-            found = []
-            for call in tool_calls:
-                function = getattr(call, "function", None)
-                if function is None:  # not a function tool call: the full reader reads it
-                    return body
-                found.append(
-                    (
-                        getattr(call, "id", None),
-                        getattr(call, "type", None),
-                        getattr(function, "name", None),
-                        getattr(function, "arguments", None),
-                    )
-                )
-            calls = tuple(found)
         legacy = getattr(message, "function_call", None)
         compact.append(
             (
@@ -136,14 +116,14 @@ def compact_chat_completion(body: Any) -> Any:
                 getattr(message, "role", None),
                 getattr(message, "content", None),
                 getattr(message, "refusal", None),
-                calls,
+                tuple(_tool_call(call) for call in tool_calls) if tool_calls else None,
                 None
                 if legacy is None
                 else (getattr(legacy, "name", None), getattr(legacy, "arguments", None)),
             )
         )
     request_id = getattr(body, "_request_id", None)
-    return (
+    return CompactChat(
         getattr(body, "model", None),
         getattr(body, "id", None),
         getattr(body, "system_fingerprint", None),
@@ -153,11 +133,7 @@ def compact_chat_completion(body: Any) -> Any:
     )
 
 
-def _function_call(legacy: Any) -> tuple[Any, Any] | None:
-    return None if legacy is None else (getattr(legacy, "name", None), getattr(legacy, "arguments", None))
-
-
-def _compact_chat_message(part: tuple[Any, ...]) -> dict[str, Any]:
+def _chat_message(part: tuple[Any, ...]) -> dict[str, Any]:
     index, finish_reason, role, content, refusal, calls, function_call = part
     choice: dict[str, Any] = {
         "index": index,
@@ -351,22 +327,17 @@ def read_chat(record: CallRecord) -> dict[str, Any]:
         choices, usage = merged["choices"], merged["usage"]
         fields["response_model"], fields["response_id"] = merged["model"], merged["id"]
         fields["system_fingerprint"] = merged["fingerprint"]
-    elif type(body) is tuple:  # compacted when the call returned (compact_chat_completion)
-        fields["response_model"], fields["response_id"], fields["system_fingerprint"] = body[:3]
-        choices = [_compact_chat_message(part) for part in sorted(body[5], key=lambda part: part[0])]
-        usage = body[4]
-    elif get(body, "choices") is not None:
-        parts = sorted(get(body, "choices") or (), key=lambda c: get(c, "index") or 0)
-        choices = [
-            _chat_message(get(c, "index") or 0, get(c, "message"), get(c, "finish_reason")) for c in parts
-        ]
-        usage = get(body, "usage")
-        fields["response_model"], fields["response_id"] = get(body, "model"), get(body, "id")
-        fields["system_fingerprint"] = get(body, "system_fingerprint")
+    else:
+        chat = body if isinstance(body, CompactChat) else compact_chat_completion(body)
+        if isinstance(chat, CompactChat):
+            choices = [_chat_message(part) for part in sorted(chat.choices, key=lambda part: part[0])]
+            usage = chat.usage
+            fields["response_model"], fields["response_id"] = chat.model, chat.id
+            fields["system_fingerprint"] = chat.system_fingerprint
     fields["choices"] = choices
     fields["completion"] = choices[0] if choices else None
     fields["finish_reason"] = choices[0]["finish_reason"] if choices else None
-    fields["usage"] = usage if type(body) is tuple else _usage(usage)
+    fields["usage"] = _usage(usage)  # the same shape again for a CompactChat's
     fields.update(call_fields(record, body, headers))
     return fields
 

@@ -109,13 +109,24 @@ def request_fields(record: CallRecord) -> dict[str, Any]:
 # ---- the response: its body and its headers ----
 
 
+class JSONObject(dict):  # type: ignore[type-arg]
+    """A decoded JSON object whose keys also read as attributes, like the SDK's objects: readers that
+    use `getattr` read a raw response's body the same way."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 def _decoded(http: Any) -> Any:
     try:
         content = http.content  # raises, without reading, when nobody has read the body
     except Exception:
         return None
     try:
-        return json.loads(content)
+        return json.loads(content, object_hook=JSONObject)
     except ValueError:
         return None
 
@@ -145,10 +156,7 @@ def call_fields(record: CallRecord, body: Any, headers: Any) -> dict[str, Any]:
     """`request_id` and `rate_limit`, from the body, the headers, or a failed call's error response."""
     if headers is None:
         headers = _error_headers(record)
-    if type(body) is tuple:  # a compacted chat completion keeps its request id fourth
-        request_id = body[3]
-    else:
-        request_id = getattr(body, "_request_id", None) if body is not None else None
+    request_id = getattr(body, "_request_id", None) if body is not None else None
     if not isinstance(request_id, str):
         request_id = _header(headers, "x-request-id")
     if not isinstance(request_id, str):
@@ -174,8 +182,6 @@ def quick_usage(usage_of: Callable[[Any], dict[str, Any] | None]) -> Quick:
                 return usage_of(last[3] if type(last) is tuple else None), first[0]
             usage = getattr(last, "usage", None) or getattr(getattr(last, "response", None), "usage", None)
             model = getattr(first, "model", None) or getattr(getattr(first, "response", None), "model", None)
-        elif type(response) is tuple:  # a compacted chat completion: (model, id, fp, request id, usage, ...)
-            return response[4], response[0]
         elif response is None or hasattr(response, "usage"):
             usage, model = getattr(response, "usage", None), getattr(response, "model", None)
         else:
