@@ -204,3 +204,22 @@ def test_calls_are_counted_on_a_background_thread(
 
     assert any(thread.name == "neatlogs-stats" for thread in threading.enumerate())
     assert _usage(model)["calls"] == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_cached_and_reasoning_tokens_reach_the_record_and_the_statistics(
+    make_provider: Callable[..., OpenAIProvider], client: openai.OpenAI, model: str, stream: bool
+) -> None:
+    provider = make_provider()
+    tokens = {"x-fake-cached-tokens": "3", "x-fake-reasoning-tokens": "5"}
+    if stream:
+        options: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
+        for _ in _ask(client, model, extra_headers=tokens, **options):
+            pass
+    else:
+        _ask(client, model, extra_headers=tokens)
+
+    (record,) = provider.get_conversation_history()
+    assert record["usage"]["cached_tokens"] == 3 and record["usage"]["reasoning_tokens"] == 5
+    usage = _usage(model)
+    assert usage["cached_tokens"] == 3 and usage["reasoning_tokens"] == 5

@@ -15,7 +15,7 @@ from .._record import CallRecord
 from ._calls import CallKind, async_wrapper, sync_wrapper
 from ._patchset import PatchSet, Target
 from .openai_embeddings import read_embeddings
-from .openai_fields import call_fields, get, payload, quick_usage, request_fields
+from .openai_fields import call_fields, get, payload, quick_usage, request_fields, usage_reader
 from .openai_raw import RawResponses, helper_async_close_wrapper, helper_close_wrapper
 from .openai_responses import read_responses, response_usage
 from .streams import Finish
@@ -46,21 +46,9 @@ def _client_of(instance: Any) -> Any:
 # ---- reading a call (runs off the hot path, on whichever thread converts the record) ----
 
 
-def _usage(usage: Any) -> dict[str, Any] | None:
-    if usage is None:
-        return None
-    result: dict[str, Any] = {
-        "prompt_tokens": get(usage, "prompt_tokens"),
-        "completion_tokens": get(usage, "completion_tokens"),
-        "total_tokens": get(usage, "total_tokens"),
-    }
-    cached = get(get(usage, "prompt_tokens_details"), "cached_tokens")
-    if cached is not None:
-        result["cached_tokens"] = cached
-    reasoning = get(get(usage, "completion_tokens_details"), "reasoning_tokens")
-    if reasoning is not None:
-        result["reasoning_tokens"] = reasoning
-    return result
+_usage = usage_reader(
+    "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"
+)
 
 
 class CompactChat(NamedTuple):

@@ -106,6 +106,37 @@ def request_fields(record: CallRecord) -> dict[str, Any]:
     return fields
 
 
+# ---- usage ----
+
+
+def usage_reader(
+    prompt: str, completion: str, prompt_details: str, completion_details: str
+) -> Callable[[Any], dict[str, Any] | None]:
+    """A reader of one API's usage (an SDK object or JSON) into the record's usage shape.
+
+    It reads that shape too (cached and reasoning tokens at the top level of a dict): a usage read
+    already, as a `CompactChat` keeps it, reads the same again.
+    """
+
+    def read(usage: Any) -> dict[str, Any] | None:
+        if usage is None:
+            return None
+        result: dict[str, Any] = {
+            "prompt_tokens": get(usage, prompt),
+            "completion_tokens": get(usage, completion),
+            "total_tokens": get(usage, "total_tokens"),
+        }
+        for key, details in (("cached_tokens", prompt_details), ("reasoning_tokens", completion_details)):
+            value = get(get(usage, details), key)
+            if value is None and type(usage) is dict:
+                value = usage.get(key)
+            if value is not None:
+                result[key] = value
+        return result
+
+    return read
+
+
 # ---- the response: its body and its headers ----
 
 

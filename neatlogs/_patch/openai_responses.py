@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._record import CallRecord
-from .openai_fields import call_fields, get, payload, request_fields
+from .openai_fields import call_fields, get, payload, request_fields, usage_reader
 
 # Stream events that carry the finished response.
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -49,22 +49,10 @@ def _completion(texts: list[str], refusals: list[str], calls: list[dict[str, Any
     return completion
 
 
-def response_usage(usage: Any) -> dict[str, Any] | None:
-    """A Responses API usage object in the record's usage shape."""
-    if usage is None:
-        return None
-    result: dict[str, Any] = {
-        "prompt_tokens": get(usage, "input_tokens"),
-        "completion_tokens": get(usage, "output_tokens"),
-        "total_tokens": get(usage, "total_tokens"),
-    }
-    cached = get(get(usage, "input_tokens_details"), "cached_tokens")
-    if cached is not None:
-        result["cached_tokens"] = cached
-    reasoning = get(get(usage, "output_tokens_details"), "reasoning_tokens")
-    if reasoning is not None:
-        result["reasoning_tokens"] = reasoning
-    return result
+# A Responses API usage object in the record's usage shape.
+response_usage = usage_reader(
+    "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details"
+)
 
 
 def _from_response(response: Any) -> dict[str, Any]:

@@ -33,6 +33,8 @@ Per-request control headers (send them with ``extra_headers=``):
 - ``x-fake-chunk-delay: 0.01``: sleep between streamed events.
 - ``x-fake-disconnect-after: K``: a stream sends K events then drops the connection; a non-streamed
   request is dropped before any answer.
+- ``x-fake-cached-tokens: N`` / ``x-fake-reasoning-tokens: N``: chat usage reports that many cached
+  prompt tokens / reasoning tokens (counted within the prompt / completion tokens).
 - ``x-fake-interleave-tools: 1``: stream parallel tool-call deltas interleaved (0, 1, 0, 1, ...)
   instead of one tool call after the other as the real API does (``server.interleave_tool_calls``
   does the same for every request).
@@ -452,6 +454,8 @@ class _Control:
     chunk_delay: float
     disconnect_after: int | None
     interleave: bool
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @staticmethod
     def from_headers(headers: dict[str, str], fake: FakeOpenAI) -> _Control:
@@ -470,6 +474,8 @@ class _Control:
             disconnect_after=None if disconnect is None else int(disconnect),
             interleave=headers.get("x-fake-interleave-tools", "").lower() in ("1", "true", "yes")
             or fake.interleave_tool_calls,
+            cached_tokens=int(number("x-fake-cached-tokens") or 0),
+            reasoning_tokens=int(number("x-fake-reasoning-tokens") or 0),
         )
 
 
@@ -683,7 +689,7 @@ def _plan_chat(body: JSON, script: _Script | None) -> list[_Choice]:
     return choices
 
 
-def _chat_usage(body: JSON, choices: list[_Choice]) -> JSON:
+def _chat_usage(body: JSON, choices: list[_Choice], control: _Control) -> JSON:
     prompt = 0
     for message in body["messages"]:
         if isinstance(message, dict):
@@ -696,13 +702,14 @@ def _chat_usage(body: JSON, choices: list[_Choice]) -> JSON:
         completion += count_tokens(choice.content or "")
         for call in choice.tool_calls:
             completion += count_tokens(f"{call['function']['name']} {call['function']['arguments']}")
+    prompt, completion = max(prompt, control.cached_tokens), completion + control.reasoning_tokens
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": control.cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": control.reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -713,7 +720,7 @@ def _chat_usage(body: JSON, choices: list[_Choice]) -> JSON:
 def _chat(fake: FakeOpenAI, body: JSON, control: _Control) -> JSON | list[_Event]:
     model = _require(body, "model", str)
     choices = _plan_chat(body, fake._next_script())
-    usage = _chat_usage(body, choices)
+    usage = _chat_usage(body, choices, control)
     base = {
         "id": _new_id("chatcmpl-", 29),
         "created": int(time.time()),
