@@ -7,6 +7,16 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+# A function tool the fake server knows how to call (tool-calling tests).
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
 # The contract's required record keys and their types (contract section 2).
 REQUIRED = {
     "id": str,

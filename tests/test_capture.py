@@ -21,15 +21,9 @@ from neatlogs._export.otel import flush_all_otel
 from neatlogs.llm import LLMTracker
 from neatlogs.openai import OpenAIProvider
 
+from .helpers import WEATHER_TOOL
+
 SECRET_PROMPT = "my diagnosis is xylophone-syndrome, what is the weather in Reykjavik"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 
 
 @pytest.fixture(scope="module")

@@ -33,16 +33,10 @@ from neatlogs._record import CallRecord
 from neatlogs._testing.fake_openai import FakeOpenAI
 from neatlogs.openai import OpenAIProvider
 
+from .helpers import WEATHER_TOOL
+
 MODEL = "gpt-4o-mini"
 HELLO: Any = [{"role": "user", "content": "hello there neatlogs"}]
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 # The bucket boundaries the GenAI metric conventions ask for (written out so a drift in the module shows).
 DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
 TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]

@@ -12,16 +12,7 @@ import pytest
 
 from neatlogs.openai import OpenAIProvider
 
-from .helpers import assert_contract
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
+from .helpers import WEATHER_TOOL, assert_contract
 
 
 def test_chat_call_returns_the_sdk_object_and_records_every_contract_field(

@@ -11,8 +11,7 @@ import pytest
 
 from neatlogs.openai import OpenAIProvider
 
-from .helpers import assert_contract
-from .test_records import WEATHER_TOOL
+from .helpers import WEATHER_TOOL, assert_contract
 
 HELLO = [{"role": "user", "content": "stream me a greeting please"}]
 CHUNKS = {"x-fake-chunks": "20"}

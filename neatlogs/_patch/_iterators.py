@@ -21,7 +21,7 @@ from .._record import CallRecord
 from .._recorder import dispatch
 from ._calls import CallKind, Started, _begin, async_wrapper, sync_wrapper
 from ._patchset import PatchSet
-from .streams import Finish, finalise, status_for
+from .streams import Finish, finalise, keep_chunk, status_for
 
 # (call result, record, finish) -> a stream proxy, or None when the result is a finished response.
 WrapStream = Callable[[Any, CallRecord, Finish], Any]
@@ -105,13 +105,6 @@ iterator_async_wrapper = async_wrapper
 # ---- stream proxies ----
 
 
-def _keep(record: CallRecord, chunk: Any) -> None:
-    chunks = record.chunks
-    if not chunks:
-        record.t_first = time.perf_counter_ns()
-    chunks.append(chunk)
-
-
 class _IteratorProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     def __init__(self, wrapped: Any, record: CallRecord, finish: Finish) -> None:
         super().__init__(wrapped)
@@ -130,7 +123,7 @@ class _IteratorProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         except BaseException as exc:
             self._self_end(status_for(exc), exc)
             raise
-        _keep(self._self_record, chunk)
+        keep_chunk(self._self_record, chunk)
         return chunk
 
     async def _self_astep(self, step: Callable[..., Any], *args: Any) -> Any:
@@ -142,7 +135,7 @@ class _IteratorProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         except BaseException as exc:
             self._self_end(status_for(exc), exc)
             raise
-        _keep(self._self_record, chunk)
+        keep_chunk(self._self_record, chunk)
         return chunk
 
     # wrapt's ObjectProxy forwards `with`/`async with` to any object; a generator is no context
@@ -199,7 +192,7 @@ class IteratorStream(_IteratorProxy):
         except BaseException as exc:
             self._self_end(status_for(exc), exc)
             raise
-        _keep(self._self_record, chunk)
+        keep_chunk(self._self_record, chunk)
         return chunk
 
     # Generator methods exist on the proxy only where the wrapped object has them.
@@ -245,7 +238,7 @@ class AsyncIteratorStream(_IteratorProxy):
         except BaseException as exc:
             self._self_end(status_for(exc), exc)
             raise
-        _keep(self._self_record, chunk)
+        keep_chunk(self._self_record, chunk)
         return chunk
 
     @property

@@ -1,4 +1,4 @@
-"""Stream proxies: the caller keeps the SDK's own stream type; each chunk is kept by reference.
+"""Stream proxies: the caller keeps the SDK's own stream type; each chunk is kept as it goes by.
 
 A proxied stream's record is finalised exactly once: at its end, on an error, on `close()`,
 on leaving `with`/`async with`, or when the abandoned stream is garbage-collected.
@@ -68,8 +68,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         except BaseException as exc:
             finalise(record, self._self_finish, status_for(exc), exc)
             raise
-        if not record.finished:
-            _keep(chunk, record, record.chunks, compact)
+        keep_chunk(record, chunk, compact)
         return chunk
 
     def __enter__(self) -> TracedStream:
@@ -120,8 +119,7 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         except BaseException as exc:
             finalise(record, self._self_finish, status_for(exc), exc)
             raise
-        if not record.finished:
-            _keep(chunk, record, record.chunks, compact)
+        keep_chunk(record, chunk, compact)
         return chunk
 
     async def __aenter__(self) -> TracedAsyncStream:
@@ -166,7 +164,12 @@ def end_incomplete(stream: Any) -> None:
         finalise(stream._self_record, stream._self_finish, "incomplete", None)
 
 
-def _keep(chunk: Any, record: CallRecord, kept: list[Any], compact: Compact | None) -> None:
+def keep_chunk(record: CallRecord, chunk: Any, compact: Compact | None = None) -> None:
+    """Keep a streamed chunk (compacted when `compact` is given) on a record still open; the first
+    one stamps the time to first chunk. A stream read on after its record ended keeps nothing more."""
+    if record.finished:
+        return
+    kept = record.chunks
     if not kept:
         record.t_first = time.perf_counter_ns()
     if compact is None:
@@ -184,11 +187,9 @@ def _iterate(
 ) -> Iterator[Any]:
     # `stream` is held so that the proxy (whose collection ends an abandoned record) lives as long as
     # the loop over it does.
-    kept = record.chunks
     try:
         for chunk in chunks:
-            if not record.finished:  # a stream read on after it ended (closed) keeps nothing more
-                _keep(chunk, record, kept, compact)
+            keep_chunk(record, chunk, compact)
             yield chunk
     except GeneratorExit:
         raise  # the consumer left the loop early: not the stream's end
@@ -205,11 +206,10 @@ async def _aiterate(
     finish: Finish,
     compact: Compact | None,
 ) -> AsyncIterator[Any]:
-    kept = record.chunks  # `stream` is held as in `_iterate`
+    # `stream` is held as in `_iterate`
     try:
         async for chunk in chunks:
-            if not record.finished:
-                _keep(chunk, record, kept, compact)
+            keep_chunk(record, chunk, compact)
             yield chunk
     except GeneratorExit:
         raise
