@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._log import logger
-from ._redact import text_masker
-from ._sanitize import MAX_BYTES_PER_CHAR, Cleaner, cut_strings, json_size
+from ._redact import mask_secrets, may_hold_secret, text_masker
+from ._sanitize import MAX_BYTES_PER_CHAR, Cleaner, EncodedRecord, cut_strings, json_size, json_text
 
 if TYPE_CHECKING:
     from ._record import CallRecord
@@ -308,6 +308,25 @@ def _clean(
     return (cleaned if isinstance(cleaned, dict) else {}), cleaner.chars
 
 
+def _clean_encoded(
+    record: Mapping[str, Any], settings: CaptureSettings
+) -> tuple[dict[str, Any], int, str | None]:
+    """`_clean`, plus the copy's JSON text when it is the record's own (nothing masked, cut or converted).
+
+    The text is made first: one search over it for secrets' markers replaces one per string, and the
+    exporter sends it as it is instead of encoding the record again.
+    """
+    text = json_text(record)
+    masker = settings.masker
+    if text is not None and masker is mask_secrets and not may_hold_secret(text):
+        masker = None
+    cleaner = Cleaner(masker, settings.max_string_length)
+    cleaned = cleaner.copy(record)
+    if not isinstance(cleaned, dict):
+        return {}, cleaner.chars, None
+    return cleaned, cleaner.chars, (None if cleaner.changed else text)
+
+
 def _first_failure(redact: Redactor) -> bool:
     try:
         if redact in _failed_redactors:
@@ -351,12 +370,23 @@ def _redact(cleaned: dict[str, Any], settings: CaptureSettings) -> tuple[dict[st
     return _clean(result, settings, masks=False)
 
 
-def _fit(record: dict[str, Any], chars: int, settings: CaptureSettings) -> dict[str, Any]:
-    """Hold the record to max_record_bytes: shorter strings first, then no content at all."""
+def _fit(
+    record: dict[str, Any], chars: int, settings: CaptureSettings, text: str | None = None
+) -> dict[str, Any]:
+    """Hold the record to max_record_bytes: shorter strings first, then no content at all.
+
+    `text`, when given, is the record's JSON text: it gives the exact size, and a record that fits
+    carries it (`EncodedRecord`)."""
     limit = settings.max_record_bytes
-    if limit is None or chars * MAX_BYTES_PER_CHAR <= limit:
+    if text is not None:
+        size = len(text)
+        if limit is None or size <= limit:
+            return EncodedRecord(record, text)
+    elif limit is None or chars * MAX_BYTES_PER_CHAR <= limit:
         return record  # cannot be too large: no JSON encoding needed to know
-    size = json_size(record)
+    else:
+        size = json_size(record)
+    assert limit is not None
     cut = settings.max_string_length or size
     while size > limit and cut > 256:
         cut //= 4
@@ -376,13 +406,15 @@ def _fit(record: dict[str, Any], chars: int, settings: CaptureSettings) -> dict[
 def build_view(raw: Mapping[str, Any], mode: str, settings: CaptureSettings) -> dict[str, Any]:
     """A view of a raw record dict: content per `mode`, masks, limits, the user's redactor, size limit."""
     source = strip_content(raw) if mode == METADATA else {**raw, "capture": FULL}
+    if settings.redact is None:
+        cleaned, chars, text = _clean_encoded(source, settings)
+        return _fit(cleaned, chars, settings, text)
     cleaned, chars = _clean(source, settings)
-    if settings.redact is not None:
-        redacted = _redact(cleaned, settings)
-        if redacted is None:  # the redactor failed: no content, rather than content it did not see to
-            cleaned, chars = _clean(strip_content(raw), settings)
-        else:
-            cleaned, chars = redacted
+    redacted = _redact(cleaned, settings)
+    if redacted is None:  # the redactor failed: no content, rather than content it did not see to
+        cleaned, chars = _clean(strip_content(raw), settings)
+    else:
+        cleaned, chars = redacted
     return _fit(cleaned, chars, settings)
 
 

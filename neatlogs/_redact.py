@@ -54,6 +54,28 @@ def mask_secrets(text: str) -> str:
     return _SECRET.sub(SECRET_MASK, text)
 
 
+# The markers above, found with literal searches: over a long text, a few of those are several times
+# faster than one search with alternatives. Same answer as `_SECRET_MARKER.search(text) is not None`.
+_MARKER_A = re.compile("A(?:KIA|SIA|Iza|WS_SECRET)")
+_MARKER_GH = re.compile("gh[pousr]_")
+
+
+def may_hold_secret(text: str) -> bool:
+    """False when `mask_secrets` leaves `text`, and every part of it, unchanged: no secret's marker in it.
+
+    One call over a whole record's JSON text stands for one per string: the markers are made of ASCII
+    letters, `-`, `_` and space, which JSON never escapes."""
+    return (
+        "sk-" in text
+        or "earer " in text
+        or "eyJ" in text
+        or "xox" in text
+        or "aws_secret" in text
+        or _MARKER_A.search(text) is not None
+        or _MARKER_GH.search(text) is not None
+    )
+
+
 def _is_phone(candidate: str) -> bool:
     digits = sum(ch.isdigit() for ch in candidate)
     if candidate.startswith("+"):

@@ -6,7 +6,9 @@ so fields added by new readers are covered without being named here.
 
 from __future__ import annotations
 
+import copy
 import json
+import json.encoder
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -41,23 +43,35 @@ def _omit_base64(text: str) -> str:
 
 
 class Cleaner:
-    """Copies a record, cleaning each string; counts roughly how many characters the copy holds."""
+    """Copies a record, cleaning each string; counts roughly how many characters the copy holds.
 
-    __slots__ = ("chars", "mask", "max_string")
+    `changed` says whether the copy differs from the input in anything JSON would show (a string
+    masked or cut, a key or value converted, a branch too deep): when it stays False, the input's
+    JSON text is the copy's too (see `clean_encoded`).
+    """
+
+    __slots__ = ("changed", "chars", "mask", "max_string", "short")
 
     def __init__(self, mask: Callable[[str], str] | None, max_string: int | None) -> None:
         self.mask = mask
         self.max_string = max_string
         self.chars = 0
+        self.changed = False
+        # Strings shorter than this are neither cut nor searched for base64: at most masked.
+        self.short = _DATA_URL_MIN if max_string is None else min(_DATA_URL_MIN, max_string + 1)
 
     def text(self, text: str) -> str:
         size = len(text)
-        limit = self.max_string
-        if size < _DATA_URL_MIN and (limit is None or size <= limit):  # the common, short string
+        if size < self.short:  # the common, short string
             if self.mask is not None:
-                text = self.mask(text)
+                masked = self.mask(text)
+                if masked is not text:
+                    self.changed = self.changed or masked != text
+                    text = masked
             self.chars += len(text) + 2
             return text
+        original = text
+        limit = self.max_string
         text = _omit_base64(text)
         precut = 0
         if limit is not None and len(text) > limit + _MASK_SLACK:
@@ -67,6 +81,8 @@ class Cleaner:
             text = self.mask(text)
         if limit is not None and len(text) > limit:
             text = text[:limit] + truncation_marker(len(text) - limit + precut)
+        if text is not original:
+            self.changed = self.changed or text != original
         self.chars += len(text) + 2
         return text
 
@@ -78,31 +94,60 @@ class Cleaner:
             self.chars += 5
             return value
         if depth > _MAX_DEPTH:
+            self.changed = True
             return "<too deep>"
+        # Leaves are handled inline below: most values are short strings, numbers or None, and a call
+        # per leaf would be most of the cost.
+        short = self.short if self.mask is None else 0
         if kind is dict:
             chars = 2
             result: dict[str, Any] = {}
             for key, item in value.items():
-                name = key if type(key) is str else str(key)
-                chars += len(name) + 4
-                # Leaves inline: most values are strings, numbers or None, and a call per leaf is most
-                # of the cost.
+                if type(key) is str:
+                    name = key
+                else:
+                    name = str(key)
+                    self.changed = True
                 item_kind = type(item)
                 if item_kind is str:
+                    size = len(item)
+                    if size < short:
+                        chars += len(name) + size + 6
+                        result[name] = item
+                        continue
                     result[name] = self.text(item)
                 elif item is None or item_kind is int or item_kind is bool:
                     chars += 5
                     result[name] = item
                 else:
                     result[name] = self.copy(item, depth + 1)
+                chars += len(name) + 4
             self.chars += chars
             return result
         if kind is list:
-            self.chars += 2
-            return [self.text(item) if type(item) is str else self.copy(item, depth + 1) for item in value]
+            chars = 2
+            items: list[Any] = []
+            append = items.append
+            for item in value:
+                item_kind = type(item)
+                if item_kind is str:
+                    size = len(item)
+                    if size < short:
+                        chars += size + 2
+                        append(item)
+                    else:
+                        append(self.text(item))
+                elif item is None or item_kind is int or item_kind is bool:
+                    chars += 5
+                    append(item)
+                else:
+                    append(self.copy(item, depth + 1))
+            self.chars += chars
+            return items
         if kind is float and value == value and value not in (float("inf"), float("-inf")):
             self.chars += 24
             return value
+        self.changed = True
         if isinstance(value, str):  # a str subclass (an SDK enum, for example)
             return self.text(str(value))
         # Anything a reader left unconverted (tuples, SDK objects, NaN): made JSON-safe, then cleaned.
@@ -111,6 +156,58 @@ class Cleaner:
             return self.copy(converted, depth + 1)
         self.chars += 24
         return converted
+
+
+class EncodedRecord(dict):  # type: ignore[type-arg]
+    """A cleaned record that carries its compact JSON text (`json`, as `json_text` makes it), so the
+    exporter sends that text instead of encoding the record again.
+
+    The text is only trusted on the object it was made for: copies (copy, deepcopy, pickle) are plain
+    dicts, and records must not be changed once built.
+    """
+
+    __slots__ = ("json",)
+
+    def __init__(self, record: Mapping[str, Any], text: str) -> None:
+        super().__init__(record)
+        self.json = text
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return copy.deepcopy(dict(self), memo)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self),))
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON data")
+
+
+# `json.dumps(value, separators=(",", ":"), allow_nan=False)` without building an encoder per call
+# (a quarter of its cost for a record); no cycle check: a cycle ends in RecursionError instead.
+_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)  # None without the C accelerator
+_C_ENCODER = (
+    _make_c_encoder(
+        None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+    if _make_c_encoder is not None
+    else None
+)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def json_text(value: Any) -> str | None:
+    """Compact JSON of `value` (non-ASCII escaped, as the exporter sends it); None unless it is plain
+    JSON data (no SDK object, NaN or cycle, not too deep)."""
+    try:
+        if _C_ENCODER is not None:
+            return "".join(_C_ENCODER(value, 0))
+        return _ENCODER.encode(value)
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def cut_strings(value: Any, limit: int) -> Any:

@@ -1,0 +1,164 @@
+"""A view whose cleaning changed nothing carries its JSON text; the exporter sends that text as it is."""
+
+from __future__ import annotations
+
+import copy
+import enum
+import gzip
+import itertools
+import json
+import pickle
+import random
+from typing import Any
+
+import pytest
+
+from neatlogs._capture import FULL, METADATA, CaptureSettings, _clean, _fit, build_view
+from neatlogs._export.http import encode
+from neatlogs._redact import _SECRET_MARKER, may_hold_secret
+from neatlogs._sanitize import EncodedRecord, json_text
+
+SDK = {"name": "neatlogs", "version": "0.0.0"}
+
+
+class Role(str, enum.Enum):
+    USER = "user"
+
+
+def _raw(**fields: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": "abc",
+        "trace_id": "t",
+        "provider": "openai",
+        "operation": "chat",
+        "model": "gpt-4o-mini",
+        "request": {
+            "model": "gpt-4o-mini",
+            "temperature": 0.2,
+            "messages": [{"role": "user", "content": "x"}],
+        },
+        "prompt": [{"role": "user", "content": "hi"}],
+        "completion": {"role": "assistant", "content": "hello"},
+        "choices": [{"role": "assistant", "content": "hello"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+        "tags": ["a"],
+        "stream": False,
+        "started_at": "2026-01-01T00:00:00.000000Z",
+        "ended_at": "2026-01-01T00:00:01.000000Z",
+        "status": "success",
+        "error": None,
+    }
+    record.update(fields)
+    return record
+
+
+def _slow_view(raw: dict[str, Any], mode: str, settings: CaptureSettings) -> dict[str, Any]:
+    """The view as the plain cleaner builds it (a string at a time), without any JSON text."""
+    from neatlogs._capture import strip_content
+
+    source = strip_content(raw) if mode == METADATA else {**raw, "capture": FULL}
+    cleaned, chars = _clean(source, settings)
+    return _fit(cleaned, chars, settings)
+
+
+SECRET = "sk-proj-" + "a1B2c3D4" * 4
+CASES = {
+    "plain": _raw(),
+    "secret in the prompt": _raw(prompt=[{"role": "user", "content": f"my key is {SECRET}"}]),
+    "secret in an error": _raw(error={"type": "AuthenticationError", "message": f"Bearer {SECRET}"}),
+    "aws secret name": _raw(prompt="aws_secret_access_key=" + "A" * 40),
+    "mixed-case aws name (not a marker)": _raw(prompt="Aws_Secret_Access_Key=" + "A" * 40),
+    "long string": _raw(prompt="x " * 400),
+    "longer than the limit": _raw(prompt="y" * 5000),
+    "data url": _raw(prompt="data:image/png;base64," + "Q" * 600),
+    "str enum": _raw(model=Role.USER),
+    "tuple": _raw(tags=("a", "b")),
+    "int key": _raw(request={1: "one"}),
+    "nan": _raw(cost_usd=float("nan")),
+    "object": _raw(request={"file": object()}),
+    "non-ascii": _raw(prompt="héllo wörld ✓ 🙂"),
+    "deep": _raw(request=json.loads("[" * 70 + "]" * 70)),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("mode", [FULL, METADATA])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        CaptureSettings(),
+        CaptureSettings(mask_pii=True),
+        CaptureSettings(mask_secrets=False),
+        CaptureSettings(max_string_length=1000, max_record_bytes=4096),
+    ],
+    ids=["default", "pii", "no-masks", "small-limits"],
+)
+def test_a_view_is_what_the_cleaner_makes_and_its_text_is_its_json(
+    name: str, mode: str, settings: CaptureSettings
+) -> None:
+    raw = CASES[name]
+    view = build_view(raw, mode, settings)
+    assert view == _slow_view(raw, mode, settings)
+    assert json.dumps(view, default=str) == json.dumps(_slow_view(raw, mode, settings), default=str)
+    if type(view) is EncodedRecord:
+        assert view.json == json.dumps(view, separators=(",", ":"), default=str)
+
+
+def test_only_views_that_cleaning_left_alone_carry_their_text() -> None:
+    settings = CaptureSettings()
+    assert type(build_view(CASES["plain"], FULL, settings)) is EncodedRecord
+    assert type(build_view(CASES["non-ascii"], FULL, settings)) is EncodedRecord
+    assert type(build_view(CASES["long string"], FULL, settings)) is EncodedRecord
+    for name in ("secret in the prompt", "longer than the limit", "str enum", "tuple", "int key", "nan"):
+        assert type(build_view(CASES[name], FULL, settings)) is not EncodedRecord, name
+    # A redactor may change the view after cleaning: its views never carry a text.
+    redacting = CaptureSettings(redact=lambda record: record)
+    assert type(build_view(CASES["plain"], FULL, redacting)) is not EncodedRecord
+
+
+def test_masks_still_apply_when_the_record_has_a_secret() -> None:
+    view = build_view(CASES["secret in the prompt"], FULL, CaptureSettings())
+    assert SECRET not in json.dumps(view)
+    assert "[REDACTED]" in view["prompt"][0]["content"]
+
+
+def test_the_body_is_the_same_bytes_with_or_without_texts() -> None:
+    settings = CaptureSettings()
+    views = [build_view({**CASES["plain"], "id": str(n)}, FULL, settings) for n in range(5)]
+    assert all(type(view) is EncodedRecord for view in views)
+    plain = [dict(view) for view in views]
+    expected = json.dumps({"records": plain, "sdk": SDK}, separators=(",", ":"), default=str)
+    assert gzip.decompress(encode(views, SDK)).decode() == expected
+    assert gzip.decompress(encode(plain, SDK)).decode() == expected
+    mixed = [*views[:2], plain[2], *views[3:]]
+    assert gzip.decompress(encode(mixed, SDK)).decode() == expected
+
+
+def test_copies_of_an_encoded_view_are_plain_dicts() -> None:
+    view = build_view(CASES["plain"], FULL, CaptureSettings())
+    assert type(view) is EncodedRecord
+    for twin in (copy.copy(view), copy.deepcopy(view), pickle.loads(pickle.dumps(view))):
+        assert type(twin) is dict
+        assert twin == view
+    deep = copy.deepcopy(view)
+    assert deep["prompt"] is not view["prompt"]
+
+
+def test_json_text_refuses_what_is_not_plain_json() -> None:
+    assert json_text({"a": [1, 2.5, None, True, "é"]}) == '{"a":[1,2.5,null,true,"\\u00e9"]}'
+    assert json_text({"a": float("nan")}) is None
+    assert json_text({"a": object()}) is None
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    assert json_text(cycle) is None
+
+
+def test_the_marker_check_agrees_with_the_marker_pattern() -> None:
+    rng = random.Random(7)
+    alphabet = "skeyJxoAKISZwgh_purcAWSECRTaw -."
+    texts = ["", "sk-", "Bearer x", "AKIA", "ASIA", "AIza", "AWS_SECRET", "aws_secret", "eyJ", "xox"]
+    texts += [f"gh{c}_" for c in "pousrx"]
+    texts += ["".join(p) for p in itertools.product("skA-", repeat=3)]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) for _ in range(20_000)]
+    for text in texts:
+        assert may_hold_secret(text) == (_SECRET_MARKER.search(text) is not None), text
