@@ -66,42 +66,48 @@ _TRACE_KEYS = (
 Row = tuple[Any, ...]
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _int(value: Any) -> int | None:
-    # bool is an int subclass; a boolean token count is garbage, not 0/1.
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
 def _row(record: Mapping[str, Any], text: str | None) -> Row:
     # Columns are best-effort copies for filtering and sums; the JSON column is the record itself,
-    # so a field of the wrong type becomes NULL here instead of rejecting the record.
-    usage = record.get("usage")
-    if not isinstance(usage, Mapping):
-        usage = {}
+    # so a field of the wrong type becomes NULL here instead of rejecting the record. (Type checks are
+    # inline: this runs for every record.)
+    get = record.get
+    usage = get("usage")
+    if type(usage) is dict or isinstance(usage, Mapping):
+        prompt = usage.get("prompt_tokens")
+        completion = usage.get("completion_tokens")
+        total = usage.get("total_tokens")
+    else:
+        prompt = completion = total = None
+    started, status, model = get("started_at"), get("status"), get("model")
+    provider, operation = get("provider"), get("operation")
+    cost, duration = get("cost_usd"), get("duration_ms")
     return (
         record["id"],
         record["trace_id"],
-        _text(record.get("started_at")),
-        _text(record.get("status")),
-        _text(record.get("model")),
-        _text(record.get("provider")),
-        _text(record.get("operation")),
-        _int(usage.get("prompt_tokens")),
-        _int(usage.get("completion_tokens")),
-        _int(usage.get("total_tokens")),
-        _number(record.get("cost_usd")),
-        _number(record.get("duration_ms")),
+        started if isinstance(started, str) else None,
+        status if isinstance(status, str) else None,
+        model if isinstance(model, str) else None,
+        provider if isinstance(provider, str) else None,
+        operation if isinstance(operation, str) else None,
+        # bool is an int subclass; a boolean token count is garbage, not 0/1.
+        prompt if type(prompt) is int or (isinstance(prompt, int) and not isinstance(prompt, bool)) else None,
+        completion
+        if type(completion) is int or (isinstance(completion, int) and not isinstance(completion, bool))
+        else None,
+        total if type(total) is int or (isinstance(total, int) and not isinstance(total, bool)) else None,
+        _number(cost),
+        _number(duration),
         json.dumps(record, separators=(",", ":"), allow_nan=False) if text is None else text,
     )
+
+
+def _number(value: Any) -> float | None:
+    kind = type(value)
+    if kind is float:
+        return value  # type: ignore[no-any-return]
+    if kind is int or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return float(value)
+    return None
 
 
 class RecordStore:
