@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from ._log import logger
 from ._redact import mask_secrets, may_hold_secret, text_masker
-from ._sanitize import MAX_BYTES_PER_CHAR, Cleaner, EncodedRecord, cut_strings, json_size, json_text
+from ._sanitize import (
+    MAX_BYTES_PER_CHAR,
+    Cleaner,
+    EncodedRecord,
+    cut_strings,
+    json_size,
+    json_size_at_most,
+    json_text,
+)
 
 if TYPE_CHECKING:
     from ._record import CallRecord
@@ -375,18 +383,15 @@ def _fit(
 ) -> dict[str, Any]:
     """Hold the record to max_record_bytes: shorter strings first, then no content at all.
 
-    `text`, when given, is the record's JSON text: it gives the exact size, and a record that fits
-    carries it (`EncodedRecord`)."""
+    `text`, when given, is the record's `json_text`: a record that fits carries it (`EncodedRecord`)."""
     limit = settings.max_record_bytes
     if text is not None:
-        size = len(text)
-        if limit is None or size <= limit:
+        if limit is None or json_size_at_most(text) <= limit:
             return EncodedRecord(record, text)
     elif limit is None or chars * MAX_BYTES_PER_CHAR <= limit:
         return record  # cannot be too large: no JSON encoding needed to know
-    else:
-        size = json_size(record)
-    assert limit is not None
+    original = record
+    size = json_size(record)
     cut = settings.max_string_length or size
     while size > limit and cut > 256:
         cut //= 4
@@ -400,6 +405,8 @@ def _fit(
         if json_size(record) > limit:
             record["request"] = {}
     logger.debug("neatlogs: record %s cut to fit max_record_bytes=%d", record.get("id"), limit)
+    if text is not None and record is original:
+        return EncodedRecord(record, text)
     return record
 
 

@@ -15,6 +15,11 @@ from typing import Any
 
 from ._jsonsafe import to_jsonable
 
+try:  # the `speedups` extra
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None  # type: ignore[assignment]
+
 # Payloads of data URLs (`data:image/png;base64,...`) at least this long are replaced by their size.
 _DATA_URL_MIN = 256
 # Strings at least this long made only of base64 characters (audio, images without a data: prefix) too.
@@ -200,14 +205,24 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def json_text(value: Any) -> str | None:
-    """Compact JSON of `value` (non-ASCII escaped, as the exporter sends it); None unless it is plain
-    JSON data (no SDK object, NaN or cycle, not too deep)."""
+    """Compact JSON of `value` as the exporter sends it, or None when the encoder refuses it (an SDK
+    object, a cycle, too deep; NaN too, except with orjson, which writes null: the cleaner's `changed`
+    decides whether a text stands for a view). With the `speedups` extra (orjson) non-ASCII text stays
+    UTF-8 instead of `\\u` escapes; the stdlib's text is exactly `json_size` characters long."""
     try:
+        if _orjson is not None:
+            return _orjson.dumps(value).decode()
         if _C_ENCODER is not None:
             return "".join(_C_ENCODER(value, 0))
         return _ENCODER.encode(value)
-    except (TypeError, ValueError, RecursionError):
+    except (TypeError, ValueError, RecursionError):  # orjson.JSONEncodeError is a TypeError
         return None
+
+
+def json_size_at_most(text: str) -> int:
+    """An upper bound of `json_size` for a record whose `json_text` is `text`: exact with the stdlib
+    encoder; with orjson's UTF-8 text, at most 6 characters per byte (a `\\uXXXX` escape)."""
+    return len(text) if _orjson is None else len(text.encode()) * MAX_BYTES_PER_CHAR
 
 
 def cut_strings(value: Any, limit: int) -> Any:

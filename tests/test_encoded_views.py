@@ -13,12 +13,31 @@ from typing import Any
 
 import pytest
 
+from neatlogs import _sanitize
 from neatlogs._capture import FULL, METADATA, CaptureSettings, _clean, _fit, build_view
 from neatlogs._export.http import encode
 from neatlogs._redact import _SECRET_MARKER, may_hold_secret
 from neatlogs._sanitize import EncodedRecord, json_text
 
 SDK = {"name": "neatlogs", "version": "0.0.0"}
+ORJSON = _sanitize._orjson
+
+
+@pytest.fixture(params=["stdlib", "orjson"], autouse=True)
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with the stdlib's encoder and with orjson (the `speedups` extra) when installed."""
+    if request.param == "orjson" and ORJSON is None:
+        pytest.skip("orjson is not installed")
+    monkeypatch.setattr(_sanitize, "_orjson", ORJSON if request.param == "orjson" else None)
+    return str(request.param)
+
+
+def _same_json(text: str, value: Any, encoder: str) -> None:
+    expected = json.dumps(value, separators=(",", ":"), default=str)
+    if encoder == "stdlib":
+        assert text == expected
+    else:
+        assert json.loads(text) == json.loads(expected)
 
 
 class Role(str, enum.Enum):
@@ -94,14 +113,14 @@ CASES = {
     ids=["default", "pii", "no-masks", "small-limits"],
 )
 def test_a_view_is_what_the_cleaner_makes_and_its_text_is_its_json(
-    name: str, mode: str, settings: CaptureSettings
+    name: str, mode: str, settings: CaptureSettings, encoder: str
 ) -> None:
     raw = CASES[name]
     view = build_view(raw, mode, settings)
     assert view == _slow_view(raw, mode, settings)
     assert json.dumps(view, default=str) == json.dumps(_slow_view(raw, mode, settings), default=str)
     if type(view) is EncodedRecord:
-        assert view.json == json.dumps(view, separators=(",", ":"), default=str)
+        _same_json(view.json, view, encoder)
 
 
 def test_only_views_that_cleaning_left_alone_carry_their_text() -> None:
@@ -122,15 +141,15 @@ def test_masks_still_apply_when_the_record_has_a_secret() -> None:
     assert "[REDACTED]" in view["prompt"][0]["content"]
 
 
-def test_the_body_is_the_same_bytes_with_or_without_texts() -> None:
+def test_the_body_is_the_same_bytes_with_or_without_texts(encoder: str) -> None:
     settings = CaptureSettings()
     views = [build_view({**CASES["plain"], "id": str(n)}, FULL, settings) for n in range(5)]
     assert all(type(view) is EncodedRecord for view in views)
     plain = [dict(view) for view in views]
     expected = json.dumps({"records": plain, "sdk": SDK}, separators=(",", ":"), default=str)
-    assert gzip.decompress(encode(views, SDK)).decode() == expected
+    _same_json(gzip.decompress(encode(views, SDK)).decode(), {"records": plain, "sdk": SDK}, encoder)
     assert gzip.decompress(encode(plain, SDK)).decode() == expected
-    mixed = [*views[:2], plain[2], *views[3:]]
+    mixed = [*views[:2], plain[2], *views[3:]]  # one record without a text: the batch is encoded whole
     assert gzip.decompress(encode(mixed, SDK)).decode() == expected
 
 
@@ -144,9 +163,14 @@ def test_copies_of_an_encoded_view_are_plain_dicts() -> None:
     assert deep["prompt"] is not view["prompt"]
 
 
-def test_json_text_refuses_what_is_not_plain_json() -> None:
-    assert json_text({"a": [1, 2.5, None, True, "é"]}) == '{"a":[1,2.5,null,true,"\\u00e9"]}'
-    assert json_text({"a": float("nan")}) is None
+def test_json_text_refuses_what_is_not_plain_json(encoder: str) -> None:
+    text = json_text({"a": [1, 2.5, None, True, "é"]})
+    assert text == (
+        '{"a":[1,2.5,null,true,"\\u00e9"]}' if encoder == "stdlib" else '{"a":[1,2.5,null,true,"é"]}'
+    )
+    if encoder == "stdlib":  # orjson writes NaN as null: the cleaner then keeps the view from its text
+        assert json_text({"a": float("nan")}) is None
+    assert json_text({"a": 2**70}) is None or encoder == "stdlib"
     assert json_text({"a": object()}) is None
     cycle: list[Any] = []
     cycle.append(cycle)
@@ -162,3 +186,16 @@ def test_the_marker_check_agrees_with_the_marker_pattern() -> None:
     texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) for _ in range(20_000)]
     for text in texts:
         assert may_hold_secret(text) == (_SECRET_MARKER.search(text) is not None), text
+
+
+def test_a_record_near_the_size_limit_is_measured_exactly() -> None:
+    # orjson's text only bounds the escaped size: a record close to the limit is measured with
+    # json_size, and kept whole (with its text) when it fits.
+    settings = CaptureSettings(max_record_bytes=4096)
+    raw = _raw(prompt="é" * 1000)  # 2,000 UTF-8 bytes, 6,000 characters escaped
+    view = build_view(raw, FULL, settings)
+    assert view == _slow_view(raw, FULL, settings)
+    small = _raw(prompt="é" * 300)  # 1,800 characters escaped: fits
+    view = build_view(small, FULL, settings)
+    assert view["prompt"] == "é" * 300
+    assert type(view) is EncodedRecord
