@@ -28,6 +28,7 @@ from ._sanitize import (
     json_size,
     json_size_at_most,
     json_text,
+    plain_copy,
 )
 
 if TYPE_CHECKING:
@@ -328,6 +329,10 @@ def _clean_encoded(
     masker = settings.masker
     if text is not None and masker is mask_secrets and not may_hold_secret(text):
         masker = None
+    if text is not None and masker is None and type(record) is dict:
+        copied = plain_copy(record, settings.max_string_length)
+        if copied is not None:  # nothing to mask, cut or convert: the cleaner would copy it as it is
+            return copied, 0, text
     cleaner = Cleaner(masker, settings.max_string_length)
     cleaned = cleaner.copy(record)
     if not isinstance(cleaned, dict):

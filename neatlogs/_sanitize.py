@@ -163,6 +163,85 @@ class Cleaner:
         return converted
 
 
+class _NotPlain(Exception):
+    """`plain_copy` met something the cleaner would change or convert."""
+
+
+_INF = float("inf")
+
+
+def _plain_text(text: str, max_string: int | None) -> None:
+    """Raise _NotPlain unless the cleaner (without masks) keeps this long string as it is."""
+    if max_string is not None and len(text) > max_string:
+        raise _NotPlain
+    if _omit_base64(text) != text:
+        raise _NotPlain
+
+
+def _plain_dict(value: dict[Any, Any], short: int, max_string: int | None, depth: int) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        kind = type(item)
+        if kind is str:
+            if len(item) >= short:
+                _plain_text(item, max_string)
+        elif kind is dict:
+            if depth >= _MAX_DEPTH:
+                raise _NotPlain
+            item = _plain_dict(item, short, max_string, depth + 1)
+        elif kind is list:
+            if depth >= _MAX_DEPTH:
+                raise _NotPlain
+            item = _plain_list(item, short, max_string, depth + 1)
+        elif kind is float:
+            if item - item != 0.0:  # NaN or infinite
+                raise _NotPlain
+        elif item is not None and kind is not int and kind is not bool:
+            raise _NotPlain
+        if type(key) is not str:
+            raise _NotPlain
+        result[key] = item
+    return result
+
+
+def _plain_list(value: list[Any], short: int, max_string: int | None, depth: int) -> list[Any]:
+    result: list[Any] = []
+    append = result.append
+    for item in value:
+        kind = type(item)
+        if kind is str:
+            if len(item) >= short:
+                _plain_text(item, max_string)
+        elif kind is dict:
+            if depth >= _MAX_DEPTH:
+                raise _NotPlain
+            item = _plain_dict(item, short, max_string, depth + 1)
+        elif kind is list:
+            if depth >= _MAX_DEPTH:
+                raise _NotPlain
+            item = _plain_list(item, short, max_string, depth + 1)
+        elif kind is float:
+            if item - item != 0.0:
+                raise _NotPlain
+        elif item is not None and kind is not int and kind is not bool:
+            raise _NotPlain
+        append(item)
+    return result
+
+
+def plain_copy(record: dict[str, Any], max_string: int | None) -> dict[str, Any] | None:
+    """A copy of `record` if the cleaner without masks would copy it unchanged; None otherwise.
+
+    The same result as `Cleaner(None, max_string).copy(record)` when that leaves `changed` False,
+    at a fraction of the cost: no size counting, and nothing but type checks per value.
+    """
+    short = _DATA_URL_MIN if max_string is None else min(_DATA_URL_MIN, max_string + 1)
+    try:
+        return _plain_dict(record, short, max_string, 1)
+    except (_NotPlain, RecursionError):
+        return None
+
+
 class EncodedRecord(dict):  # type: ignore[type-arg]
     """A cleaned record that carries its compact JSON text (`json`, as `json_text` makes it), so the
     exporter sends that text instead of encoding the record again.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import copy
 import enum
 import gzip
@@ -17,7 +18,7 @@ from neatlogs import _sanitize
 from neatlogs._capture import FULL, METADATA, CaptureSettings, _clean, _fit, build_view
 from neatlogs._export.http import encode
 from neatlogs._redact import _SECRET_MARKER, may_hold_secret
-from neatlogs._sanitize import EncodedRecord, json_text
+from neatlogs._sanitize import Cleaner, EncodedRecord, json_text, plain_copy
 
 SDK = {"name": "neatlogs", "version": "0.0.0"}
 ORJSON = _sanitize._orjson
@@ -199,3 +200,59 @@ def test_a_record_near_the_size_limit_is_measured_exactly() -> None:
     view = build_view(small, FULL, settings)
     assert view["prompt"] == "é" * 300
     assert type(view) is EncodedRecord
+
+
+PLAIN_CASES = {
+    "plain": _raw(),
+    "float": _raw(cost_usd=0.5, request={"temperature": 0.0, "top_p": -0.0}),
+    "long string kept": _raw(prompt="x " * 400),
+    "long string cut": _raw(prompt="y" * 200_000),
+    "data url": _raw(prompt="data:image/png;base64," + "Q" * 600),
+    "bare base64": _raw(prompt="QUJD" * 300),
+    "str enum": _raw(model=Role.USER),
+    "int enum": _raw(usage={"prompt_tokens": enum.IntEnum("N", "ONE").ONE}),
+    "float subclass": _raw(cost_usd=type("F", (float,), {})(0.5)),
+    "dict subclass": _raw(request=collections.OrderedDict(model="m")),
+    "list subclass": _raw(tags=type("L", (list,), {})(["a"])),
+    "tuple": _raw(tags=("a", "b")),
+    "int key": _raw(request={1: "one"}),
+    "nan": _raw(cost_usd=float("nan")),
+    "inf in a list": _raw(request={"stop": [float("inf")]}),
+    "object": _raw(request={"file": object()}),
+    "deep": _raw(request=json.loads("[" * 70 + "]" * 70)),
+    "just deep enough": _raw(request=json.loads("[" * 62 + "1" + "]" * 62)),
+}
+
+
+@pytest.mark.parametrize("name", list(PLAIN_CASES))
+@pytest.mark.parametrize("max_string", [None, 100_000, 16])
+def test_plain_copy_is_the_cleaners_copy_when_that_changes_nothing(name: str, max_string: int | None) -> None:
+    record = {**PLAIN_CASES[name], "capture": FULL}
+    cleaner = Cleaner(None, max_string)
+    expected = cleaner.copy(record)
+    copied = plain_copy(record, max_string)
+    if copied is None:
+        return  # the cleaner decides (plain_copy may decline more than it must, never less)
+    assert not cleaner.changed
+    assert copied == expected
+    assert json.dumps(copied) == json.dumps(expected)
+    assert copied["request"] is not record["request"]  # a copy, not the record's own objects
+    assert [type(value) for value in copied.values()] == [type(value) for value in expected.values()]
+
+
+def test_plain_copy_declines_what_the_cleaner_would_change() -> None:
+    for name in ("long string cut", "data url", "bare base64", "str enum", "int enum", "float subclass"):
+        assert plain_copy({**PLAIN_CASES[name]}, 100_000) is None, name
+    for name in (
+        "dict subclass",
+        "list subclass",
+        "tuple",
+        "int key",
+        "nan",
+        "inf in a list",
+        "object",
+        "deep",
+    ):
+        assert plain_copy({**PLAIN_CASES[name]}, 100_000) is None, name
+    assert plain_copy({**PLAIN_CASES["plain"]}, 100_000) is not None
+    assert plain_copy({**PLAIN_CASES["long string kept"]}, 100_000) is not None
