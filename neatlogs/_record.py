@@ -33,6 +33,19 @@ Quick = Callable[[Any, list[Any], bool], "QuickRead | None"]
 # cost in USD or None).
 Tally = tuple[str, "dict[str, Any] | None", tuple[int | None, int | None, int, int], "float | None"]
 
+
+class RawChunks(list):  # type: ignore[type-arg]
+    """A stream's events as the wire had them (one JSON text each), kept on the caller's thread,
+    where keeping a string costs less than reading the SDK's chunk. `settle(self)` turns them into
+    what the provider's reader reads; off the caller's thread (see `CallRecord.settle`)."""
+
+    __slots__ = ("settle",)
+
+    def __init__(self, settle: Callable[[list[str]], list[Any]]) -> None:
+        super().__init__()
+        self.settle = settle
+
+
 # Guards building the raw dict (the reader reads SDK objects, then they are released). Views are built
 # outside it, from the raw dict, which never changes once built.
 _CONVERT_LOCK = threading.Lock()
@@ -256,17 +269,38 @@ class CallRecord:
             facts = self._facts
         return facts if facts is not None else {}
 
+    def stream_chunks(self) -> list[Any]:
+        """The chunks a stream kept, for its reader: raw events (`RawChunks`) settled first."""
+        chunks = self.chunks
+        return chunks.settle(chunks) if type(chunks) is RawChunks else chunks
+
+    def settle(self) -> None:
+        """Replace raw stream events (`RawChunks`) by the provider's compact chunks: the same content
+        in less memory, for a record the history keeps. Off the caller's thread; once."""
+        chunks = self.chunks
+        if type(chunks) is not RawChunks:
+            return
+        try:
+            settled = chunks.settle(chunks)
+        except Exception:
+            log_internal_error(f"reading a {self.provider} {self.operation} stream")
+            return
+        with _CONVERT_LOCK:
+            if self._facts is None and self.chunks is chunks:
+                self.chunks = settled
+
     def tally(self) -> Tally:
         """(model, usage, token counts, cost): read with the provider's quick reader where it can,
         so that counting a call skips the reader, masks and views; from `facts()` otherwise."""
         source = self._source
         if source is not None:
             return source.tally()
+        self.settle()
         quick = self.quick
         request, response, chunks = self.request, self.response, self.chunks
         # Conversion sets `_facts` before it lets the SDK objects go: seen unset here, the three
         # references above are still the call's own.
-        if quick is not None and self._facts is None:
+        if quick is not None and self._facts is None and type(chunks) is not RawChunks:
             try:
                 read = quick(response, chunks, self.stream)
                 if read is not None:

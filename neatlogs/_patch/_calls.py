@@ -11,7 +11,7 @@ from opentelemetry import context as otel_context
 
 from .._context import CURRENT_SCOPE, IN_TRACED_CALL
 from .._log import log_internal_error
-from .._record import CallRecord, Quick, Reader
+from .._record import CallRecord, Quick, RawChunks, Reader
 from .._recorder import dispatch
 from ._patchset import PatchSet
 from .streams import Compact, Finish, TracedAsyncStream, TracedStream
@@ -44,6 +44,9 @@ class CallKind:
     quick: Quick | None = None
     # a streamed chunk -> what the record keeps of it (see `streams.Compact`); None keeps the chunk
     compact: Compact | None = None
+    # (a stream, its record) -> the record's `RawChunks` when the stream's events are kept as they
+    # come off the wire (the proxy then keeps nothing per chunk), else None
+    tap: Callable[[Any, CallRecord], RawChunks | None] | None = None
 
     def start(self, instance: Any, args: Any, kwargs: dict[str, Any]) -> Started | None:
         begun = _begin(self, instance, kwargs)
@@ -113,10 +116,10 @@ def _complete(patch: PatchSet, kind: CallKind, client: Any, record: CallRecord, 
         if stream is not None:
             # Only the HTTP headers (request id) are read later; the stream object itself is not kept.
             record.response = getattr(getattr(result, "response", None), "headers", None)
-        if stream == "sync":
-            return TracedStream(result, record, finish, kind.compact)
-        if stream == "async":
-            return TracedAsyncStream(result, record, finish, kind.compact)
+        if stream is not None:
+            tapped = kind.tap(result, record) if kind.tap is not None else None
+            proxy = TracedStream if stream == "sync" else TracedAsyncStream
+            return proxy(result, record, finish, kind.compact, tapped)
         kept = kind.keep(result, record, finish)
         if kept is DEFERRED:
             return result

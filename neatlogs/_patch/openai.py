@@ -7,6 +7,7 @@ responses and the SDK's helper streams are handled in `openai_raw`.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -15,7 +16,16 @@ from .._record import CallRecord
 from ._calls import CallKind, async_wrapper, sync_wrapper
 from ._patchset import PatchSet, Target
 from .openai_embeddings import read_embeddings
-from .openai_fields import call_fields, get, payload, quick_usage, request_fields, usage_reader
+from .openai_events import event_tap
+from .openai_fields import (
+    JSONObject,
+    call_fields,
+    get,
+    payload,
+    quick_usage,
+    request_fields,
+    usage_reader,
+)
 from .openai_raw import RawResponses, helper_async_close_wrapper, helper_close_wrapper
 from .openai_responses import read_responses, response_usage
 from .streams import Finish
@@ -148,82 +158,57 @@ def _chat_message(part: tuple[Any, ...]) -> dict[str, Any]:
 def compact_chat_chunk(chunk: Any, kept: list[Any] | None = None) -> Any:
     """A chat chunk as plain values: what the merge needs and nothing more.
 
-    Runs on the caller's thread for every streamed chunk, so that a record keeps strings rather
-    than the SDK's chunk objects (which, kept alive, make the garbage collector's work grow).
-    A chunk that only adds text to the first choice, with the same model, id and fingerprint as
-    the stream's first chunk (`kept[0]`), is kept as that text alone: most chunks of a stream.
-    Any other chunk is a tuple (model, id, fingerprint, usage, choices).
+    Reads the SDK's chunk objects (openai 0.28's too) and decoded JSON events alike. A chunk that
+    only adds text to the first choice, with the same model, id and fingerprint as the stream's
+    first chunk (`kept[0]`), is kept as that text alone: most chunks of a stream. Any other chunk is
+    a tuple (model, id, fingerprint, usage, choices).
     """
     if kept:
         text = _continuation(chunk, kept[0])
         if text is not None:
             return text
-    choices: Any = getattr(chunk, "choices", None) or ()
-    if len(choices) == 1:
-        # The common chunk: one choice whose delta carries text; plain attribute reads only.
-        part = choices[0]
-        delta = getattr(part, "delta", None)
-        if (
-            delta is not None
-            and getattr(delta, "tool_calls", None) is None
-            and getattr(delta, "function_call", None) is None
-        ):
-            # getattr with defaults throughout: dict-like chunks (openai 0.28) omit absent keys.
-            return (
-                getattr(chunk, "model", None),
-                getattr(chunk, "id", None),
-                getattr(chunk, "system_fingerprint", None),
-                getattr(chunk, "usage", None),
-                (
-                    (
-                        getattr(part, "index", 0) or 0,
-                        getattr(part, "finish_reason", None),
-                        getattr(delta, "role", None),
-                        getattr(delta, "content", None),
-                        getattr(delta, "refusal", None),
-                        None,
-                        None,
-                    ),
-                ),
-            )
+    choices: Any = get(chunk, "choices") or ()
     parts = []
     for part in choices:
-        delta = getattr(part, "delta", None)
+        delta = get(part, "delta")
         calls = function_call = role = content = refusal = None
         if delta is not None:
-            role, content = getattr(delta, "role", None), getattr(delta, "content", None)
-            refusal = getattr(delta, "refusal", None)
-            deltas = getattr(delta, "tool_calls", None)
+            role, content, refusal = get(delta, "role"), get(delta, "content"), get(delta, "refusal")
+            deltas = get(delta, "tool_calls")
             if deltas:
                 calls = tuple(
                     (
-                        getattr(call, "index", 0) or 0,
-                        getattr(call, "id", None),
-                        getattr(call, "type", None),
-                        getattr(getattr(call, "function", None), "name", None),
-                        getattr(getattr(call, "function", None), "arguments", None),
+                        get(call, "index") or 0,
+                        get(call, "id"),
+                        get(call, "type"),
+                        get(get(call, "function"), "name"),
+                        get(get(call, "function"), "arguments"),
                     )
                     for call in deltas
                 )
-            legacy = getattr(delta, "function_call", None)
+            legacy = get(delta, "function_call")
             if legacy is not None:
-                function_call = (getattr(legacy, "name", None), getattr(legacy, "arguments", None))
-        index, finish_reason = getattr(part, "index", 0) or 0, getattr(part, "finish_reason", None)
+                function_call = (get(legacy, "name"), get(legacy, "arguments"))
+        index, finish_reason = get(part, "index") or 0, get(part, "finish_reason")
         parts.append((index, finish_reason, role, content, refusal, calls, function_call))
     return (
-        getattr(chunk, "model", None),
-        getattr(chunk, "id", None),
-        getattr(chunk, "system_fingerprint", None),
-        getattr(chunk, "usage", None),
+        get(chunk, "model"),
+        get(chunk, "id"),
+        get(chunk, "system_fingerprint"),
+        get(chunk, "usage"),
         tuple(parts),
     )
 
 
+def _fields(value: Any) -> Any:
+    # Decoded JSON is its own fields; the SDK's pydantic models keep theirs in `__dict__` (reading
+    # them there skips attribute lookup on the model class).
+    return value if type(value) is dict else getattr(value, "__dict__", None)
+
+
 def _continuation(chunk: Any, first: Any) -> str | None:
     """The text of a chunk that carries nothing else new (see `compact_chat_chunk`), else None."""
-    # The SDK's pydantic models keep their fields in `__dict__`: reading it there skips attribute
-    # lookup on the model class. Anything unexpected goes the general way.
-    fields = getattr(chunk, "__dict__", None)
+    fields = _fields(chunk)
     if type(fields) is not dict or type(first) is not tuple:
         return None
     choices = fields.get("choices")
@@ -236,10 +221,10 @@ def _continuation(chunk: Any, first: Any) -> str | None:
         or fields.get("system_fingerprint") != first[2]
     ):
         return None
-    part = getattr(choices[0], "__dict__", None)
+    part = _fields(choices[0])
     if type(part) is not dict or part.get("index") != 0 or part.get("finish_reason") is not None:
         return None
-    delta = getattr(part.get("delta"), "__dict__", None)
+    delta = _fields(part.get("delta"))
     if type(delta) is not dict:
         return None
     content = delta.get("content")
@@ -252,6 +237,32 @@ def _continuation(chunk: Any, first: Any) -> str | None:
     ):
         return None
     return content
+
+
+def settle_completion_events(events: list[str]) -> list[Any]:
+    """A legacy completion stream's events (JSON texts) as chunks that read like the SDK's."""
+    chunks = []
+    for data in events:
+        try:
+            chunk = json.loads(data, object_hook=JSONObject)
+        except ValueError:
+            continue
+        if type(chunk) is JSONObject and "error" not in chunk:
+            chunks.append(chunk)
+    return chunks
+
+
+def settle_chat_events(events: list[str]) -> list[Any]:
+    """A chat stream's events (JSON texts, as a stream's tap kept them) as compact chunks."""
+    kept: list[Any] = []
+    for data in events:
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            continue  # "[DONE]", or an event that is not JSON: the SDK did not yield it either
+        if type(chunk) is dict and "error" not in chunk:
+            kept.append(compact_chat_chunk(chunk, kept))
+    return kept
 
 
 def _merge_chat_chunks(chunks: list[Any]) -> dict[str, Any]:
@@ -310,8 +321,9 @@ def read_chat(record: CallRecord) -> dict[str, Any]:
     body, headers = payload(record)
     choices: list[dict[str, Any]] = []
     usage = None
-    if record.stream and record.chunks:
-        merged = _merge_chat_chunks(record.chunks)
+    chunks = record.stream_chunks() if record.stream else None
+    if chunks:
+        merged = _merge_chat_chunks(chunks)
         choices, usage = merged["choices"], merged["usage"]
         fields["response_model"], fields["response_id"] = merged["model"], merged["id"]
         fields["system_fingerprint"] = merged["fingerprint"]
@@ -338,15 +350,17 @@ def read_completion(record: CallRecord) -> dict[str, Any]:
     texts: dict[int, list[str]] = {}
     reasons: dict[int, Any] = {}
     usage = None
-    if record.stream and record.chunks:
-        for chunk in record.chunks:
+    chunks = record.stream_chunks() if record.stream else None
+    if chunks:
+        for chunk in chunks:
             fields["response_model"] = getattr(chunk, "model", None) or fields.get("response_model")
             fields["response_id"] = getattr(chunk, "id", None) or fields.get("response_id")
             usage = getattr(chunk, "usage", None) or usage
             for part in getattr(chunk, "choices", None) or ():
-                texts.setdefault(part.index, []).append(part.text or "")
-                if part.finish_reason:
-                    reasons[part.index] = part.finish_reason
+                index = get(part, "index") or 0
+                texts.setdefault(index, []).append(get(part, "text") or "")
+                if get(part, "finish_reason"):
+                    reasons[index] = get(part, "finish_reason")
     elif get(body, "choices") is not None:
         for part in get(body, "choices") or ():
             index = get(part, "index") or 0
@@ -415,7 +429,7 @@ def _targets() -> list[Target]:
             log_internal_error("keeping a chat completion")
             return result  # kept as it is: the reader reads the SDK object later
 
-    def both(operation: str, reader: Any, usage_of: Any) -> tuple[_Factory, _Factory]:
+    def both(operation: str, reader: Any, usage_of: Any, tap: Any = None) -> tuple[_Factory, _Factory]:
         chat = operation == "chat"
         kind = CallKind(
             "openai",
@@ -427,11 +441,14 @@ def _targets() -> list[Target]:
             keep_chat if chat else raw.keep,
             quick_usage(usage_of),
             compact_chat_chunk if chat else None,
+            tap,
         )
         return sync_wrapper(kind), async_wrapper(kind)
 
-    chat_sync, chat_async = both("chat", read_chat, _usage)
-    completion_sync, completion_async = both("completion", read_completion, _usage)
+    chat_sync, chat_async = both("chat", read_chat, _usage, event_tap(settle_chat_events))
+    completion_sync, completion_async = both(
+        "completion", read_completion, _usage, event_tap(settle_completion_events)
+    )
     responses_sync, responses_async = both("responses", read_responses, response_usage)
     embeddings_sync, embeddings_async = both("embeddings", read_embeddings, _usage)
 

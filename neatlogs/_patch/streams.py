@@ -12,8 +12,8 @@ from typing import Any
 
 import wrapt
 
-from .._log import log_internal_error
-from .._record import CallRecord
+from .._log import log_internal_error, logger
+from .._record import CallRecord, RawChunks
 
 Finish = Callable[[CallRecord], None]
 # (a streamed chunk, the chunks kept so far) -> what the record keeps of it (plain values)
@@ -44,22 +44,28 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     """A sync stream proxy; `isinstance(proxy, openai.Stream)` still holds."""
 
     def __init__(
-        self, wrapped: Any, record: CallRecord, finish: Finish, compact: Compact | None = None
+        self,
+        wrapped: Any,
+        record: CallRecord,
+        finish: Finish,
+        compact: Compact | None = None,
+        tapped: RawChunks | None = None,
     ) -> None:
         super().__init__(wrapped)
         self._self_record = record
         self._self_finish = finish
-        self._self_step = (wrapped.__next__, record, compact)  # what every chunk needs, bound once
+        # what every chunk needs, bound once
+        self._self_step = (wrapped.__next__, record, compact, tapped)
 
     def __iter__(self) -> Iterator[Any]:
         # A generator, as the SDK's own `Stream.__iter__` is: resuming one costs less per chunk than
         # calling `__next__`. The record stays open when the loop is left early (GeneratorExit): it
         # ends on close(), on leaving `with`, or when the stream is collected, as with `__next__`.
-        _, record, compact = self._self_step
-        return _iterate(self, iter(self.__wrapped__), record, self._self_finish, compact)
+        _, record, compact, tapped = self._self_step
+        return _iterate(self, iter(self.__wrapped__), record, self._self_finish, compact, tapped)
 
     def __next__(self) -> Any:
-        step, record, compact = self._self_step
+        step, record, compact, tapped = self._self_step
         try:
             chunk = step()
         except StopIteration:
@@ -68,7 +74,8 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         except BaseException as exc:
             finalise(record, self._self_finish, status_for(exc), exc)
             raise
-        keep_chunk(record, chunk, compact)
+        if tapped is None or (not tapped and untapped(record, tapped)):
+            keep_chunk(record, chunk, compact)
         return chunk
 
     def __enter__(self) -> TracedStream:
@@ -97,20 +104,26 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     """An async stream proxy; `isinstance(proxy, openai.AsyncStream)` still holds."""
 
     def __init__(
-        self, wrapped: Any, record: CallRecord, finish: Finish, compact: Compact | None = None
+        self,
+        wrapped: Any,
+        record: CallRecord,
+        finish: Finish,
+        compact: Compact | None = None,
+        tapped: RawChunks | None = None,
     ) -> None:
         super().__init__(wrapped)
         self._self_record = record
         self._self_finish = finish
-        self._self_step = (wrapped.__anext__, record, compact)  # what every chunk needs, bound once
+        # what every chunk needs, bound once
+        self._self_step = (wrapped.__anext__, record, compact, tapped)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         # An async generator, as the SDK's own `AsyncStream.__aiter__` is (see TracedStream.__iter__).
-        _, record, compact = self._self_step
-        return _aiterate(self, self.__wrapped__.__aiter__(), record, self._self_finish, compact)
+        _, record, compact, tapped = self._self_step
+        return _aiterate(self, self.__wrapped__.__aiter__(), record, self._self_finish, compact, tapped)
 
     async def __anext__(self) -> Any:
-        step, record, compact = self._self_step
+        step, record, compact, tapped = self._self_step
         try:
             chunk = await step()
         except StopAsyncIteration:
@@ -119,7 +132,8 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         except BaseException as exc:
             finalise(record, self._self_finish, status_for(exc), exc)
             raise
-        keep_chunk(record, chunk, compact)
+        if tapped is None or (not tapped and untapped(record, tapped)):
+            keep_chunk(record, chunk, compact)
         return chunk
 
     async def __aenter__(self) -> TracedAsyncStream:
@@ -182,14 +196,29 @@ def keep_chunk(record: CallRecord, chunk: Any, compact: Compact | None = None) -
         kept.append(chunk)
 
 
+def untapped(record: CallRecord, tapped: RawChunks) -> bool:
+    """True when a chunk arrived but the stream's tap kept nothing: the SDK read its events some
+    other way (a version we do not know), so the proxy keeps the chunks instead, from this one on."""
+    if record.chunks is tapped:
+        record.chunks = []
+        logger.debug("neatlogs: this SDK's stream bypassed the event tap; keeping its chunks instead")
+    return True
+
+
 def _iterate(
-    stream: TracedStream, chunks: Iterator[Any], record: CallRecord, finish: Finish, compact: Compact | None
+    stream: TracedStream,
+    chunks: Iterator[Any],
+    record: CallRecord,
+    finish: Finish,
+    compact: Compact | None,
+    tapped: RawChunks | None,
 ) -> Iterator[Any]:
     # `stream` is held so that the proxy (whose collection ends an abandoned record) lives as long as
-    # the loop over it does.
+    # the loop over it does. A tapped stream's events are kept by the tap: per chunk, two checks.
     try:
         for chunk in chunks:
-            keep_chunk(record, chunk, compact)
+            if tapped is None or (not tapped and untapped(record, tapped)):
+                keep_chunk(record, chunk, compact)
             yield chunk
     except GeneratorExit:
         raise  # the consumer left the loop early: not the stream's end
@@ -205,11 +234,13 @@ async def _aiterate(
     record: CallRecord,
     finish: Finish,
     compact: Compact | None,
+    tapped: RawChunks | None,
 ) -> AsyncIterator[Any]:
     # `stream` is held as in `_iterate`
     try:
         async for chunk in chunks:
-            keep_chunk(record, chunk, compact)
+            if tapped is None or (not tapped and untapped(record, tapped)):
+                keep_chunk(record, chunk, compact)
             yield chunk
     except GeneratorExit:
         raise

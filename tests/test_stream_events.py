@@ -1,0 +1,175 @@
+"""Streamed chat and completion answers are kept as the wire's event text while they stream, and read
+(or compacted by the usage statistics' thread) later: the record reads the same either way, also
+for an SDK whose streams read their events some other way than neatlogs expects."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import openai
+import pytest
+
+import neatlogs
+from neatlogs.openai import OpenAIProvider
+
+from .helpers import WEATHER_TOOL, assert_contract
+
+USAGE = {"include_usage": True}
+
+
+def _tool_calls_seen(chunks: list[Any]) -> list[dict[str, Any]]:
+    calls: dict[int, dict[str, Any]] = {}
+    for chunk in chunks:
+        for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            call = calls.setdefault(delta.index, {"id": None, "name": None, "arguments": ""})
+            call["id"] = delta.id or call["id"]
+            if delta.function:
+                call["name"] = delta.function.name or call["name"]
+                call["arguments"] += delta.function.arguments or ""
+    return [
+        {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+        for _, c in sorted(calls.items())
+    ]
+
+
+def _text_seen(chunks: list[Any]) -> str:
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def _assert_records(record: dict[str, Any], chunks: list[Any], tools: bool) -> None:
+    assert_contract(record)
+    assert record["status"] == "success" and record["stream"] is True
+    if tools:
+        assert record["finish_reason"] == "tool_calls"
+        assert record["completion"]["tool_calls"] == _tool_calls_seen(chunks)
+    else:
+        assert record["completion"]["content"] == _text_seen(chunks) != ""
+    usage = next(c.usage for c in chunks if c.usage is not None)
+    assert record["usage"]["total_tokens"] == usage.total_tokens > 0
+    assert record["response_model"] == chunks[0].model
+    assert record["response_id"] == chunks[0].id
+    assert 0 < record["ttft_ms"] <= record["duration_ms"]
+
+
+def _tokens_counted() -> int:
+    model: dict[str, int] = neatlogs.stats()["usage"]["by_model"].get("gpt-4o-mini", {})
+    return model.get("total_tokens", 0)
+
+
+@pytest.fixture
+def bypassed_tap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streams that decode their events with a decoder of their own making, not `self._decoder`:
+    as a future SDK might, which neatlogs cannot tap."""
+
+    def iter_events(self: Any) -> Iterator[Any]:
+        yield from self._client._make_sse_decoder().iter_bytes(self.response.iter_bytes())
+
+    async def aiter_events(self: Any) -> AsyncIterator[Any]:
+        async for event in self._client._make_sse_decoder().aiter_bytes(self.response.aiter_bytes()):
+            yield event
+
+    monkeypatch.setattr(openai.Stream, "_iter_events", iter_events)
+    monkeypatch.setattr(openai.AsyncStream, "_iter_events", aiter_events)
+
+
+@pytest.mark.parametrize("tools", [False, True], ids=["text", "tool-calls"])
+@pytest.mark.parametrize("counted_first", [False, True], ids=["read-first", "counted-first"])
+def test_a_streamed_answer_reads_the_same_whether_counted_or_read_first(
+    provider: OpenAIProvider, client: openai.OpenAI, tools: bool, counted_first: bool
+) -> None:
+    extra: dict[str, Any] = {"tools": [WEATHER_TOOL]} if tools else {}
+    messages = [{"role": "user", "content": "weather in Paris and in Rome?" if tools else "hello"}]
+    tokens_before = _tokens_counted()
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=messages,
+            stream=True,
+            stream_options=USAGE,
+            extra_headers={"x-fake-chunks": "12"},
+            **extra,
+        )
+    )
+    if counted_first:  # the statistics' thread compacts the kept events before anyone reads them
+        assert _tokens_counted() - tokens_before == chunks[-1].usage.total_tokens
+    (record,) = provider.get_conversation_history()
+    _assert_records(record, chunks, tools)
+    if not counted_first:
+        assert _tokens_counted() - tokens_before == record["usage"]["total_tokens"]
+
+
+@pytest.mark.parametrize("tools", [False, True], ids=["text", "tool-calls"])
+def test_a_stream_that_bypasses_the_event_tap_is_recorded_from_its_chunks(
+    bypassed_tap: None, provider: OpenAIProvider, client: openai.OpenAI, tools: bool
+) -> None:
+    extra: dict[str, Any] = {"tools": [WEATHER_TOOL]} if tools else {}
+    messages = [{"role": "user", "content": "weather in Paris and in Rome?" if tools else "hello"}]
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=messages, stream=True, stream_options=USAGE, **extra
+    )
+    assert isinstance(stream, openai.Stream)
+    chunks = list(stream)
+
+    (record,) = provider.get_conversation_history()
+    _assert_records(record, chunks, tools)
+
+
+async def test_an_async_stream_that_bypasses_the_event_tap_is_recorded_from_its_chunks(
+    bypassed_tap: None, provider: OpenAIProvider, async_client: openai.AsyncOpenAI
+) -> None:
+    stream = await async_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options=USAGE
+    )
+    assert isinstance(stream, openai.AsyncStream)
+    chunks = [chunk async for chunk in stream]
+
+    (record,) = provider.get_conversation_history()
+    _assert_records(record, chunks, tools=False)
+
+
+def test_a_legacy_completion_stream_reads_the_same_after_it_was_counted(
+    provider: OpenAIProvider, client: openai.OpenAI
+) -> None:
+    chunks = list(
+        client.completions.create(
+            model="gpt-3.5-turbo-instruct", prompt="Say hi", stream=True, stream_options=USAGE
+        )
+    )
+    neatlogs.stats()
+    (record,) = provider.get_conversation_history()
+    assert record["completion"] == "".join(c.choices[0].text for c in chunks if c.choices) != ""
+    assert record["usage"]["total_tokens"] == chunks[-1].usage.total_tokens > 0
+
+
+def test_counted_streams_do_not_keep_the_event_text_in_the_history(
+    provider: OpenAIProvider, client: openai.OpenAI
+) -> None:
+    def stream() -> int:
+        events = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "a long answer please"}],
+            stream=True,
+            extra_headers={"x-fake-chunks": "200"},
+        )
+        return sum(len(chunk.model_dump_json()) for chunk in events)
+
+    stream()  # warm up: imports, pools
+    neatlogs.stats()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        event_text = sum(stream() for _ in range(10))
+        neatlogs.stats()  # counted: what the history keeps is compacted
+        gc.collect()
+        held = sum(
+            stat.size
+            for stat in tracemalloc.take_snapshot().statistics("filename")
+            if stat.traceback[0].filename.endswith("_streaming.py")  # where the SDK decodes events
+        )
+    finally:
+        tracemalloc.stop()
+    assert len(provider.get_conversation_history()) == 11
+    assert held < event_text / 5, f"{held} bytes of event text still held for {event_text} streamed"
