@@ -195,6 +195,15 @@ def rss_with_collector_down(total: int = 200_000, queue: int = 10_000) -> tuple[
     return warm, end, queued
 
 
+def _json_library() -> str:
+    """Which encoder/parser the exporter and the collector use: orjson with the `speedups` extra."""
+    try:
+        import orjson
+    except ImportError:
+        return "stdlib json (install neatlogs[speedups] for orjson)"
+    return f"orjson {orjson.__version__}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000, help="records per end-to-end run")
@@ -229,8 +238,9 @@ def main() -> None:
         ),
     ]
     print(
-        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; end to end: median (min-max) of "
-        f"{args.runs} runs of {args.records:,} records, the collector in its own process unless noted\n"
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, JSON: {_json_library()}; end to end: "
+        f"median (min-max) of {args.runs} runs of {args.records:,} records, the collector in its own "
+        "process unless noted\n"
     )
     print("| measure | result | target | ok |")
     print("|---|---|---|---|")
