@@ -13,6 +13,7 @@ import enum
 import gzip
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -147,6 +148,48 @@ class _BodyThenWork:
             work()
 
 
+# How long the environment's proxy and CA bundle settings are reused while the environment is unchanged
+# (the OS's own proxy configuration, read on macOS and Windows, is not watched: it is read again after this).
+_ENV_SETTINGS_TTL = 1.0
+
+
+class _Session(requests.Session):
+    """A `requests.Session` that reads the environment's proxy and CA settings once per change.
+
+    `requests` reads them for every request (every variable of the environment, several times): a
+    third of a request's CPU. The result is reused while the environment is the same and for at most
+    `_ENV_SETTINGS_TTL` seconds: the same settings `requests` would have found.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._env_cache: tuple[Any, ...] | None = None
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:  # requests' stubs call it _Settings: a dict of proxies, stream, verify and cert
+        environ = getattr(os.environ, "_data", None)
+        key = (url, tuple(sorted((proxies or {}).items())), stream, verify, cert)
+        cached = self._env_cache
+        now = time.monotonic()
+        if (
+            cached is not None
+            and environ is not None
+            and cached[0] == key
+            and now - cached[1] < _ENV_SETTINGS_TTL
+            and cached[2] == environ
+        ):
+            settings: Any = cached[3]
+        else:
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if environ is not None:
+                self._env_cache = (key, now, dict(environ), settings)
+        found = dict(settings)
+        if isinstance(found.get("proxies"), dict):
+            found["proxies"] = dict(found["proxies"])
+        return found
+
+
 def _reason(exc: requests.RequestException) -> str:
     """The useful end of a requests error ("[Errno 111] Connection refused"), without urllib3's wrapping."""
     inner = exc.args[0] if exc.args else None
@@ -161,7 +204,7 @@ class IngestClient:
 
     def __init__(self, endpoint: str, api_key: str | None) -> None:
         self.url = endpoint.rstrip("/") + _PATH
-        self._session = requests.Session()
+        self._session = _Session()
         self._session.auth = _BearerAuth(api_key)
         self._has_key = bool(api_key)
         self._sdk = sdk_block()
