@@ -389,11 +389,13 @@ class CallRecord:
 
     def _build(self) -> dict[str, Any]:
         record = self._base()
+        read: dict[str, Any] = {}
         try:
-            record.update(self.reader(self))
+            read = self.reader(self)
+            record.update(read)
         except Exception:
             log_internal_error(f"reading a {self.provider} {self.operation} call")
-        if record.get("rate_limit") is None:
+        if "rate_limit" not in read:  # a reader that read the headers found none: not read twice
             try:
                 record["rate_limit"] = rate_limit_from_headers(
                     headers_of(self.response, self.stream, self.error)
