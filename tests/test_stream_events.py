@@ -5,6 +5,7 @@ for an SDK whose streams read their events some other way than neatlogs expects.
 from __future__ import annotations
 
 import gc
+import json
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -13,6 +14,7 @@ import openai
 import pytest
 
 import neatlogs
+from neatlogs._patch.openai import settle_chat_events
 from neatlogs.openai import OpenAIProvider
 
 from .helpers import WEATHER_TOOL, assert_contract
@@ -173,3 +175,16 @@ def test_counted_streams_do_not_keep_the_event_text_in_the_history(
         tracemalloc.stop()
     assert len(provider.get_conversation_history()) == 11
     assert held < event_text / 5, f"{held} bytes of event text still held for {event_text} streamed"
+
+
+def test_events_that_are_not_json_are_left_out_and_the_rest_still_read() -> None:
+    # The SDK raises on an event that is not JSON, so the record ends with an error; what streamed
+    # before it (and "[DONE]", and error events) must not stop the rest being read.
+    def event(content: str, **extra: Any) -> str:
+        delta = {"content": content, **extra}
+        return json.dumps({"id": "c1", "model": "m", "choices": [{"index": 0, "delta": delta}]})
+
+    events = [event("Hel", role="assistant"), event("lo"), "{not json", event(" there"), "[DONE]"]
+    kept = settle_chat_events(events)
+    assert kept[1:] == ["lo", " there"] and kept[0][0] == "m"
+    assert settle_chat_events([*events[:2], json.dumps({"error": {"message": "boom"}})]) == kept[:2]
