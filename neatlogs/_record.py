@@ -51,19 +51,22 @@ class RawChunks(list):  # type: ignore[type-arg]
 _CONVERT_LOCK = threading.Lock()
 
 
-# (second, "YYYY-MM-DDTHH:MM:SS") of the last timestamp formatted: records come in bursts within a second.
-_last_second: tuple[int, str] = (-1, "")
+# second -> "YYYY-MM-DDTHH:MM:SS" for the last seconds formatted: records come in bursts within a
+# second, and a record's start and end are often in neighbouring seconds.
+_seconds: dict[int, str] = {}
 
 
 def _iso(ns: int) -> str:
     """ISO 8601 UTC with microseconds and a `Z`, e.g. 2026-11-20T22:41:32.123456Z."""
-    global _last_second
     second, rest = divmod(ns, 1_000_000_000)
-    cached = _last_second
-    if cached[0] != second:
+    text = _seconds.get(second)
+    if text is None:
         moment = datetime.datetime.fromtimestamp(second, tz=datetime.timezone.utc)
-        cached = _last_second = (second, moment.strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{cached[1]}.{rest // 1000:06d}Z"
+        text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+        if len(_seconds) >= 4:
+            _seconds.clear()
+        _seconds[second] = text
+    return f"{text}.{rest // 1000:06d}Z"
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:
