@@ -10,7 +10,7 @@ import copy
 import json
 import json.encoder
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._jsonsafe import to_jsonable
@@ -179,32 +179,13 @@ def _plain_text(text: str, max_string: int | None) -> None:
 
 
 def _plain_dict(value: dict[Any, Any], short: int, max_string: int | None, depth: int) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, item in value.items():
-        kind = type(item)
-        if kind is str:
-            if len(item) >= short:
-                _plain_text(item, max_string)
-        elif kind is dict:
-            if depth >= _MAX_DEPTH:
-                raise _NotPlain
-            item = _plain_dict(item, short, max_string, depth + 1)
-        elif kind is list:
-            if depth >= _MAX_DEPTH:
-                raise _NotPlain
-            item = _plain_list(item, short, max_string, depth + 1)
-        elif kind is float:
-            if item - item != 0.0:  # NaN or infinite
-                raise _NotPlain
-        elif item is not None and kind is not int and kind is not bool:
-            raise _NotPlain
+    for key in value:
         if type(key) is not str:
             raise _NotPlain
-        result[key] = item
-    return result
+    return dict(zip(value, _plain_list(value.values(), short, max_string, depth), strict=True))
 
 
-def _plain_list(value: list[Any], short: int, max_string: int | None, depth: int) -> list[Any]:
+def _plain_list(value: Iterable[Any], short: int, max_string: int | None, depth: int) -> list[Any]:
     result: list[Any] = []
     append = result.append
     for item in value:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+import pytest
 
 # A function tool the fake server knows how to call (tool-calling tests).
 WEATHER_TOOL = {
@@ -72,3 +74,29 @@ def providers(provider_class: Any) -> Iterator[Callable[..., Any]]:
     yield make
     for provider in made:
         provider.undo_override()
+
+
+def tool_calls_seen(chunks: Iterable[Any]) -> list[dict[str, Any]]:
+    """The tool calls a consumer of streamed chat chunks puts together (per index), in the
+    record's shape."""
+    calls: dict[int, dict[str, Any]] = {}
+    for chunk in chunks:
+        for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            call = calls.setdefault(delta.index, {"id": None, "name": None, "arguments": ""})
+            call["id"] = delta.id or call["id"]
+            if delta.function:
+                call["name"] = delta.function.name or call["name"]
+                call["arguments"] += delta.function.arguments or ""
+    return [
+        {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+        for _, c in sorted(calls.items())
+    ]
+
+
+def choose_json_library(request: Any, monkeypatch: Any, module: Any, orjson: Any) -> str:
+    """For a fixture parametrised ["stdlib", "orjson"]: make `module` use that library (its
+    `_orjson` is orjson or None); skips the orjson half where orjson is not installed."""
+    if request.param == "orjson" and orjson is None:
+        pytest.skip("orjson is not installed")
+    monkeypatch.setattr(module, "_orjson", orjson if request.param == "orjson" else None)
+    return str(request.param)

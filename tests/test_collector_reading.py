@@ -10,15 +10,14 @@ import pytest
 from neatlogs._collector import app
 from neatlogs._collector.app import BadRequest, read_batch
 
+from .helpers import choose_json_library
+
 ORJSON = app._orjson
 
 
 @pytest.fixture(params=["stdlib", "orjson"], autouse=True)
 def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "orjson" and ORJSON is None:
-        pytest.skip("orjson is not installed")
-    monkeypatch.setattr(app, "_orjson", ORJSON if request.param == "orjson" else None)
-    return str(request.param)
+    return choose_json_library(request, monkeypatch, app, ORJSON)
 
 
 def _record(n: int, **fields: Any) -> dict[str, Any]:

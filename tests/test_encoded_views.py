@@ -20,6 +20,8 @@ from neatlogs._export.http import encode
 from neatlogs._redact import _SECRET_MARKER, may_hold_secret
 from neatlogs._sanitize import Cleaner, EncodedRecord, json_text, plain_copy
 
+from .helpers import choose_json_library
+
 SDK = {"name": "neatlogs", "version": "0.0.0"}
 ORJSON = _sanitize._orjson
 
@@ -27,10 +29,7 @@ ORJSON = _sanitize._orjson
 @pytest.fixture(params=["stdlib", "orjson"], autouse=True)
 def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test runs with the stdlib's encoder and with orjson (the `speedups` extra) when installed."""
-    if request.param == "orjson" and ORJSON is None:
-        pytest.skip("orjson is not installed")
-    monkeypatch.setattr(_sanitize, "_orjson", ORJSON if request.param == "orjson" else None)
-    return str(request.param)
+    return choose_json_library(request, monkeypatch, _sanitize, ORJSON)
 
 
 def _same_json(text: str, value: Any, encoder: str) -> None:

@@ -17,24 +17,9 @@ import neatlogs
 from neatlogs._patch.openai import settle_chat_events
 from neatlogs.openai import OpenAIProvider
 
-from .helpers import WEATHER_TOOL, assert_contract
+from .helpers import WEATHER_TOOL, assert_contract, tool_calls_seen
 
 USAGE = {"include_usage": True}
-
-
-def _tool_calls_seen(chunks: list[Any]) -> list[dict[str, Any]]:
-    calls: dict[int, dict[str, Any]] = {}
-    for chunk in chunks:
-        for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
-            call = calls.setdefault(delta.index, {"id": None, "name": None, "arguments": ""})
-            call["id"] = delta.id or call["id"]
-            if delta.function:
-                call["name"] = delta.function.name or call["name"]
-                call["arguments"] += delta.function.arguments or ""
-    return [
-        {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-        for _, c in sorted(calls.items())
-    ]
 
 
 def _text_seen(chunks: list[Any]) -> str:
@@ -46,7 +31,7 @@ def _assert_records(record: dict[str, Any], chunks: list[Any], tools: bool) -> N
     assert record["status"] == "success" and record["stream"] is True
     if tools:
         assert record["finish_reason"] == "tool_calls"
-        assert record["completion"]["tool_calls"] == _tool_calls_seen(chunks)
+        assert record["completion"]["tool_calls"] == tool_calls_seen(chunks)
     else:
         assert record["completion"]["content"] == _text_seen(chunks) != ""
     usage = next(c.usage for c in chunks if c.usage is not None)

@@ -11,7 +11,7 @@ import pytest
 
 from neatlogs.openai import OpenAIProvider
 
-from .helpers import WEATHER_TOOL, assert_contract
+from .helpers import WEATHER_TOOL, assert_contract, tool_calls_seen
 
 HELLO = [{"role": "user", "content": "stream me a greeting please"}]
 CHUNKS = {"x-fake-chunks": "20"}
@@ -65,26 +65,13 @@ def test_parallel_tool_call_deltas_are_merged_per_index(
     provider: OpenAIProvider, client: openai.OpenAI
 ) -> None:
     messages = [{"role": "user", "content": "weather in Paris and in Rome?"}]
-    calls: dict[int, dict[str, Any]] = {}
-    for chunk in _stream(client, messages=messages, tools=[WEATHER_TOOL]):
-        for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
-            call = calls.setdefault(delta.index, {"id": None, "name": None, "arguments": ""})
-            call["id"] = delta.id or call["id"]
-            if delta.function:
-                call["name"] = delta.function.name or call["name"]
-                call["arguments"] += delta.function.arguments or ""
+    chunks = list(_stream(client, messages=messages, tools=[WEATHER_TOOL]))
 
     (record,) = provider.get_conversation_history()
+    calls = tool_calls_seen(chunks)
     assert len(calls) == 2, "the fake server answers two parallel tool calls"
     assert record["finish_reason"] == "tool_calls"
-    assert record["completion"]["tool_calls"] == [
-        {
-            "id": calls[i]["id"],
-            "type": "function",
-            "function": {"name": calls[i]["name"], "arguments": calls[i]["arguments"]},
-        }
-        for i in sorted(calls)
-    ]
+    assert record["completion"]["tool_calls"] == calls
 
 
 def test_streamed_choices_are_merged_per_index(provider: OpenAIProvider, client: openai.OpenAI) -> None:
