@@ -40,8 +40,10 @@ def status_for(exc: BaseException) -> str:
     return "incomplete" if isinstance(exc, GeneratorExit) else "error"
 
 
-class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
-    """A sync stream proxy; `isinstance(proxy, openai.Stream)` still holds."""
+class _TracedProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+    """What both stream proxies hold: the record, how to finish it, and what every chunk needs."""
+
+    _self_read_chunk = "__next__"  # the wrapped stream's method that reads one chunk
 
     def __init__(
         self,
@@ -55,7 +57,16 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         self._self_record = record
         self._self_finish = finish
         # what every chunk needs, bound once
-        self._self_step = (wrapped.__next__, record, compact, tapped)
+        self._self_step = (getattr(wrapped, self._self_read_chunk), record, compact, tapped)
+
+    def __del__(self) -> None:
+        record = self._self_record
+        if not record.finished:
+            finalise(record, self._self_finish, "incomplete", None)
+
+
+class TracedStream(_TracedProxy):
+    """A sync stream proxy; `isinstance(proxy, openai.Stream)` still holds."""
 
     def __iter__(self) -> Iterator[Any]:
         # A generator, as the SDK's own `Stream.__iter__` is: resuming one costs less per chunk than
@@ -94,28 +105,11 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         finally:
             finalise(self._self_record, self._self_finish, "incomplete", None)
 
-    def __del__(self) -> None:
-        record = self._self_record
-        if not record.finished:
-            finalise(record, self._self_finish, "incomplete", None)
 
-
-class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+class TracedAsyncStream(_TracedProxy):
     """An async stream proxy; `isinstance(proxy, openai.AsyncStream)` still holds."""
 
-    def __init__(
-        self,
-        wrapped: Any,
-        record: CallRecord,
-        finish: Finish,
-        compact: Compact | None = None,
-        tapped: RawChunks | None = None,
-    ) -> None:
-        super().__init__(wrapped)
-        self._self_record = record
-        self._self_finish = finish
-        # what every chunk needs, bound once
-        self._self_step = (wrapped.__anext__, record, compact, tapped)
+    _self_read_chunk = "__anext__"
 
     def __aiter__(self) -> AsyncIterator[Any]:
         # An async generator, as the SDK's own `AsyncStream.__aiter__` is (see TracedStream.__iter__).
@@ -165,16 +159,11 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
 
         return aclose
 
-    def __del__(self) -> None:
-        record = self._self_record
-        if not record.finished:
-            finalise(record, self._self_finish, "incomplete", None)
-
 
 def end_incomplete(stream: Any) -> None:
     """Finalise a traced stream that its consumer closed by other means (an SDK helper closing the
     HTTP response itself); does nothing for anything else or a stream already finalised."""
-    if isinstance(stream, (TracedStream, TracedAsyncStream)):
+    if isinstance(stream, _TracedProxy):
         finalise(stream._self_record, stream._self_finish, "incomplete", None)
 
 
