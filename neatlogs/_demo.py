@@ -10,14 +10,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
+from ._testing.fake_openai import WEATHER_TOOL
 
 
 def _scenarios(client: Any, async_client: Any, fake: Any) -> list[tuple[str, Callable[[], Any]]]:

@@ -9,15 +9,7 @@ from typing import Any
 
 import pytest
 
-# A function tool the fake server knows how to call (tool-calling tests).
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
+from neatlogs._testing.fake_openai import WEATHER_TOOL as WEATHER_TOOL  # the tool the fake server calls
 
 # The contract's required record keys and their types (contract section 2).
 REQUIRED = {

@@ -61,13 +61,23 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-__all__ = ["FakeOpenAI", "RecordedRequest", "count_tokens"]
+__all__ = ["WEATHER_TOOL", "FakeOpenAI", "RecordedRequest", "count_tokens"]
 
 JSON = dict[str, Any]
 # An SSE event: (event name or None, data line).
 _Event = tuple[str | None, str]
 
 _DEFAULT_CHUNKS = 5
+
+# The function tool this server calls (`get_weather`, one call per city asked about).
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 _RATE_LIMIT_REQUESTS = 10_000
 _RATE_LIMIT_TOKENS = 2_000_000
 
