@@ -273,24 +273,24 @@ class CallRecord:
         return facts if facts is not None else {}
 
     def stream_chunks(self) -> list[Any]:
-        """The chunks a stream kept, for its reader: raw events (`RawChunks`) settled first."""
+        """The chunks a stream kept, for its reader (which runs under the conversion lock): raw
+        events (`RawChunks`) are settled first, in place, so that they are decoded once."""
         chunks = self.chunks
-        return chunks.settle(chunks) if type(chunks) is RawChunks else chunks
+        if type(chunks) is RawChunks:
+            chunks = self.chunks = chunks.settle(chunks)
+        return chunks
 
     def settle(self) -> None:
         """Replace raw stream events (`RawChunks`) by the provider's compact chunks: the same content
         in less memory, for a record the history keeps. Off the caller's thread; once."""
-        chunks = self.chunks
-        if type(chunks) is not RawChunks:
+        if type(self.chunks) is not RawChunks:
             return
-        try:
-            settled = chunks.settle(chunks)
-        except Exception:
-            log_internal_error(f"reading a {self.provider} {self.operation} stream")
-            return
-        with _CONVERT_LOCK:
-            if self._facts is None and self.chunks is chunks:
-                self.chunks = settled
+        with _CONVERT_LOCK:  # a reader on another thread settles them the same way, under the lock
+            if self._facts is None:
+                try:
+                    self.stream_chunks()
+                except Exception:
+                    log_internal_error(f"reading a {self.provider} {self.operation} stream")
 
     def tally(self) -> Tally:
         """(model, usage, token counts, cost): read with the provider's quick reader where it can,

@@ -88,9 +88,10 @@ def test_a_streamed_answer_reads_the_same_whether_counted_or_read_first(
         assert _tokens_counted() - tokens_before == record["usage"]["total_tokens"]
 
 
+@pytest.mark.parametrize("read_by", ["for", "next"])
 @pytest.mark.parametrize("tools", [False, True], ids=["text", "tool-calls"])
 def test_a_stream_that_bypasses_the_event_tap_is_recorded_from_its_chunks(
-    bypassed_tap: None, provider: OpenAIProvider, client: openai.OpenAI, tools: bool
+    bypassed_tap: None, provider: OpenAIProvider, client: openai.OpenAI, tools: bool, read_by: str
 ) -> None:
     extra: dict[str, Any] = {"tools": [WEATHER_TOOL]} if tools else {}
     messages = [{"role": "user", "content": "weather in Paris and in Rome?" if tools else "hello"}]
@@ -98,7 +99,13 @@ def test_a_stream_that_bypasses_the_event_tap_is_recorded_from_its_chunks(
         model="gpt-4o-mini", messages=messages, stream=True, stream_options=USAGE, **extra
     )
     assert isinstance(stream, openai.Stream)
-    chunks = list(stream)
+    if read_by == "for":
+        chunks = list(stream)
+    else:  # __next__ keeps chunks too once it found the tap bypassed
+        chunks = []
+        with pytest.raises(StopIteration):
+            while True:
+                chunks.append(next(stream))
 
     (record,) = provider.get_conversation_history()
     _assert_records(record, chunks, tools)

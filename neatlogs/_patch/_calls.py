@@ -116,7 +116,6 @@ def _complete(patch: PatchSet, kind: CallKind, client: Any, record: CallRecord, 
         if stream is not None:
             # Only the HTTP headers (request id) are read later; the stream object itself is not kept.
             record.response = getattr(getattr(result, "response", None), "headers", None)
-        if stream is not None:
             tapped = kind.tap(result, record) if kind.tap is not None else None
             proxy = TracedStream if stream == "sync" else TracedAsyncStream
             return proxy(result, record, finish, kind.compact, tapped)

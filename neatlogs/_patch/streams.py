@@ -85,7 +85,11 @@ class TracedStream(_TracedProxy):
         except BaseException as exc:
             finalise(record, self._self_finish, status_for(exc), exc)
             raise
-        if tapped is None or (not tapped and untapped(record, tapped)):
+        if tapped is not None and not tapped:  # the tap saw nothing: keep chunks from now on
+            _untap(record, tapped)
+            tapped = None
+            self._self_step = (step, record, compact, None)
+        if tapped is None:
             keep_chunk(record, chunk, compact)
         return chunk
 
@@ -126,7 +130,11 @@ class TracedAsyncStream(_TracedProxy):
         except BaseException as exc:
             finalise(record, self._self_finish, status_for(exc), exc)
             raise
-        if tapped is None or (not tapped and untapped(record, tapped)):
+        if tapped is not None and not tapped:  # the tap saw nothing: keep chunks from now on
+            _untap(record, tapped)
+            tapped = None
+            self._self_step = (step, record, compact, None)
+        if tapped is None:
             keep_chunk(record, chunk, compact)
         return chunk
 
@@ -185,13 +193,12 @@ def keep_chunk(record: CallRecord, chunk: Any, compact: Compact | None = None) -
         kept.append(chunk)
 
 
-def untapped(record: CallRecord, tapped: RawChunks) -> bool:
-    """True when a chunk arrived but the stream's tap kept nothing: the SDK read its events some
-    other way (a version we do not know), so the proxy keeps the chunks instead, from this one on."""
+def _untap(record: CallRecord, tapped: RawChunks) -> None:
+    """A chunk arrived but the stream's tap kept nothing: the SDK reads its events some other way (a
+    version we do not know). The record keeps chunks instead, from this one on."""
     if record.chunks is tapped:
         record.chunks = []
         logger.debug("neatlogs: this SDK's stream bypassed the event tap; keeping its chunks instead")
-    return True
 
 
 def _iterate(
@@ -203,10 +210,14 @@ def _iterate(
     tapped: RawChunks | None,
 ) -> Iterator[Any]:
     # `stream` is held so that the proxy (whose collection ends an abandoned record) lives as long as
-    # the loop over it does. A tapped stream's events are kept by the tap: per chunk, two checks.
+    # the loop over it does. A tapped stream's events are kept by the tap: per chunk, two checks
+    # (inline: a call per chunk would cost more than the rest of this loop).
     try:
         for chunk in chunks:
-            if tapped is None or (not tapped and untapped(record, tapped)):
+            if tapped is not None and not tapped:  # the tap saw nothing: keep chunks from now on
+                _untap(record, tapped)
+                tapped = None
+            if tapped is None:
                 keep_chunk(record, chunk, compact)
             yield chunk
     except GeneratorExit:
@@ -228,7 +239,10 @@ async def _aiterate(
     # `stream` is held as in `_iterate`
     try:
         async for chunk in chunks:
-            if tapped is None or (not tapped and untapped(record, tapped)):
+            if tapped is not None and not tapped:  # the tap saw nothing: keep chunks from now on
+                _untap(record, tapped)
+                tapped = None
+            if tapped is None:
                 keep_chunk(record, chunk, compact)
             yield chunk
     except GeneratorExit:
