@@ -253,14 +253,17 @@ def _not_json(value: Any) -> Any:
 
 # `json.dumps(value, separators=(",", ":"), allow_nan=False)` without building an encoder per call
 # (a quarter of its cost for a record); no cycle check: a cycle ends in RecursionError instead.
-_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)  # None without the C accelerator
-_C_ENCODER = (
-    _make_c_encoder(
-        None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
-    )
-    if _make_c_encoder is not None
-    else None
-)
+def _c_encoder() -> Any:
+    # A private CPython helper: without it, or if its signature ever changes, the public encoder is used.
+    make: Any = getattr(json.encoder, "c_make_encoder", None)
+    ascii_strings = json.encoder.encode_basestring_ascii
+    try:
+        return make(None, _not_json, ascii_strings, None, ":", ",", False, False, False)
+    except Exception:
+        return None
+
+
+_C_ENCODER = _c_encoder()
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
