@@ -89,16 +89,20 @@ def _row(record: Mapping[str, Any], text: str | None) -> Row:
         model if isinstance(model, str) else None,
         provider if isinstance(provider, str) else None,
         operation if isinstance(operation, str) else None,
-        # bool is an int subclass; a boolean token count is garbage, not 0/1.
-        prompt if type(prompt) is int or (isinstance(prompt, int) and not isinstance(prompt, bool)) else None,
-        completion
-        if type(completion) is int or (isinstance(completion, int) and not isinstance(completion, bool))
-        else None,
-        total if type(total) is int or (isinstance(total, int) and not isinstance(total, bool)) else None,
+        _int(prompt),
+        _int(completion),
+        _int(total),
         _number(cost),
         _number(duration),
         json.dumps(record, separators=(",", ":"), allow_nan=False) if text is None else text,
     )
+
+
+def _int(value: Any) -> int | None:
+    # bool is an int subclass; a boolean token count is garbage, not 0/1.
+    if type(value) is int:
+        return value
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _number(value: Any) -> float | None:
