@@ -330,56 +330,6 @@ async def test_async_legacy_completion_stream_is_merged(
     assert record["completion"] == text and record["stream"] is True
 
 
-async def _count_async_generator_hooks(stream_of: Any) -> tuple[int, int]:
-    """(async generators started, async generators handed to the loop to finalise) while one stream
-    from `stream_of()` is read to its end and dropped."""
-    import sys
-
-    firstiter, finalizer = sys.get_asyncgen_hooks()
-    started: list[object] = []
-    finalised: list[object] = []
-
-    def counting_firstiter(agen: Any) -> None:
-        started.append(agen.__qualname__)
-        if firstiter is not None:
-            firstiter(agen)
-
-    def counting_finalizer(agen: Any) -> None:
-        finalised.append(agen.__qualname__)
-        if finalizer is not None:
-            finalizer(agen)
-
-    sys.set_asyncgen_hooks(firstiter=counting_firstiter, finalizer=counting_finalizer)
-    try:
-        async for _ in await stream_of():
-            pass
-        gc.collect()
-        await asyncio.sleep(0)
-    finally:
-        sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
-    return len(started), len(finalised)
-
-
-async def test_a_traced_async_stream_costs_the_event_loop_no_extra_async_generators(
-    provider: OpenAIProvider, async_client: openai.AsyncOpenAI
-) -> None:
-    # Every async generator costs a first-iteration hook, and one left suspended (the SDK leaves
-    # its event iterator so after [DONE]) costs the loop a finalizer task: tracing adds none.
-    def stream_of() -> Any:
-        return async_client.chat.completions.create(
-            model="gpt-4o-mini", messages=HELLO, stream=True, extra_headers=CHUNKS
-        )
-
-    provider.undo_override()
-    plain = await _count_async_generator_hooks(stream_of)
-    provider.override()
-    traced = await _count_async_generator_hooks(stream_of)
-
-    assert traced == plain
-    (record,) = provider.get_conversation_history()
-    assert record["status"] == "success"
-
-
 async def test_the_iterator_of_a_traced_async_stream_can_be_closed_like_the_sdks(
     provider: OpenAIProvider, async_client: openai.AsyncOpenAI
 ) -> None:

@@ -116,8 +116,11 @@ class TracedAsyncStream(_TracedProxy):
     _self_read_chunk = "__anext__"
 
     def __aiter__(self) -> AsyncIterator[Any]:
+        # An async generator, as the SDK's own `AsyncStream.__aiter__` is (see TracedStream.__iter__).
+        # (A class with an `async def __anext__` instead starts no async generator and leaves none to
+        # finalise, but measured ~20 µs slower per 20-chunk stream: a new coroutine per chunk.)
         _, record, compact, tapped = self._self_step
-        return _AsyncChunks(self, self.__wrapped__.__aiter__(), record, self._self_finish, compact, tapped)
+        return _aiterate(self, self.__wrapped__.__aiter__(), record, self._self_finish, compact, tapped)
 
     async def __anext__(self) -> Any:
         step, record, compact, tapped = self._self_step
@@ -227,53 +230,26 @@ def _iterate(
     finalise(record, finish, "success", None)
 
 
-class _AsyncChunks:
-    """What `async for` over a traced async stream iterates: the SDK's own iterator, read through.
-
-    A class rather than an async generator like `_iterate`: a consumer that leaves the loop early
-    abandons it, and every abandoned async generator costs the event loop a finalizer task (and each
-    one a first-iteration hook); resuming one also costs more per chunk than this `__anext__`.
-    """
-
-    __slots__ = ("_chunks", "_compact", "_finish", "_next", "_record", "_stream", "_tapped")
-
-    def __init__(
-        self,
-        stream: TracedAsyncStream,
-        chunks: AsyncIterator[Any],
-        record: CallRecord,
-        finish: Finish,
-        compact: Compact | None,
-        tapped: RawChunks | None,
-    ) -> None:
-        self._stream = stream  # held as in `_iterate`
-        self._chunks = chunks
-        self._next = chunks.__anext__
-        self._record = record
-        self._finish = finish
-        self._compact = compact
-        self._tapped = tapped
-
-    def __aiter__(self) -> _AsyncChunks:
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            chunk = await self._next()
-        except StopAsyncIteration:
-            finalise(self._record, self._finish, "success", None)
-            raise
-        except BaseException as exc:
-            finalise(self._record, self._finish, status_for(exc), exc)
-            raise
-        tapped = self._tapped
-        if tapped is None:
-            keep_chunk(self._record, chunk, self._compact)
-        elif not tapped:  # the tap saw nothing: keep chunks from now on
-            _untap(self._record, tapped)
-            self._tapped = None
-            keep_chunk(self._record, chunk, self._compact)
-        return chunk
-
-    def __getattr__(self, name: str) -> Any:  # aclose(), athrow(), ...: the SDK's own iterator's
-        return getattr(self._chunks, name)
+async def _aiterate(
+    stream: TracedAsyncStream,
+    chunks: AsyncIterator[Any],
+    record: CallRecord,
+    finish: Finish,
+    compact: Compact | None,
+    tapped: RawChunks | None,
+) -> AsyncIterator[Any]:
+    # `stream` is held as in `_iterate`
+    try:
+        async for chunk in chunks:
+            if tapped is not None and not tapped:  # the tap saw nothing: keep chunks from now on
+                _untap(record, tapped)
+                tapped = None
+            if tapped is None:
+                keep_chunk(record, chunk, compact)
+            yield chunk
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        finalise(record, finish, status_for(exc), exc)
+        raise
+    finalise(record, finish, "success", None)
