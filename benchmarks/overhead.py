@@ -223,7 +223,12 @@ def _run(args: argparse.Namespace, endpoint: str | None) -> None:
     if endpoint:
         setups.append(("exporter on (collector process)", {"otel": False, "endpoint": endpoint}))
 
-    print(f"openai {openai.__version__}, {args.rounds} rounds x {args.calls} calls, medians of paired rounds")
+    # The untraced async stream's own cost moves with the hash seed (docs/overhead.md): say which one ran.
+    seed = os.environ.get("PYTHONHASHSEED") or "random"
+    print(
+        f"openai {openai.__version__}, {args.rounds} rounds x {args.calls} calls, medians of paired rounds, "
+        f"PYTHONHASHSEED={seed}"
+    )
     print()
     print(
         "| setup | call | untraced µs | traced µs | added µs | ratio | caller CPU added µs "
