@@ -59,6 +59,18 @@ class _TracedProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         # what every chunk needs, bound once
         self._self_step = (getattr(wrapped, self._self_read_chunk), record, compact, tapped)
 
+    def _self_kept(self, chunk: Any) -> Any:
+        """Keep a chunk that `__next__` / `__anext__` read, and return it (the generators that
+        `for` / `async for` use keep theirs inline, as `_iterate` says why)."""
+        step, record, compact, tapped = self._self_step
+        if tapped is not None and not tapped:  # the tap saw nothing: keep chunks from now on
+            _untap(record, tapped)
+            tapped = None
+            self._self_step = (step, record, compact, None)
+        if tapped is None:
+            keep_chunk(record, chunk, compact)
+        return chunk
+
     def __del__(self) -> None:
         record = self._self_record
         if not record.finished:
@@ -76,7 +88,7 @@ class TracedStream(_TracedProxy):
         return _iterate(self, iter(self.__wrapped__), record, self._self_finish, compact, tapped)
 
     def __next__(self) -> Any:
-        step, record, compact, tapped = self._self_step
+        step, record, _, _ = self._self_step
         try:
             chunk = step()
         except StopIteration:
@@ -85,13 +97,7 @@ class TracedStream(_TracedProxy):
         except BaseException as exc:
             finalise(record, self._self_finish, status_for(exc), exc)
             raise
-        if tapped is not None and not tapped:  # the tap saw nothing: keep chunks from now on
-            _untap(record, tapped)
-            tapped = None
-            self._self_step = (step, record, compact, None)
-        if tapped is None:
-            keep_chunk(record, chunk, compact)
-        return chunk
+        return self._self_kept(chunk)
 
     def __enter__(self) -> TracedStream:
         self.__wrapped__.__enter__()
@@ -123,7 +129,7 @@ class TracedAsyncStream(_TracedProxy):
         return _aiterate(self, self.__wrapped__.__aiter__(), record, self._self_finish, compact, tapped)
 
     async def __anext__(self) -> Any:
-        step, record, compact, tapped = self._self_step
+        step, record, _, _ = self._self_step
         try:
             chunk = await step()
         except StopAsyncIteration:
@@ -132,13 +138,7 @@ class TracedAsyncStream(_TracedProxy):
         except BaseException as exc:
             finalise(record, self._self_finish, status_for(exc), exc)
             raise
-        if tapped is not None and not tapped:  # the tap saw nothing: keep chunks from now on
-            _untap(record, tapped)
-            tapped = None
-            self._self_step = (step, record, compact, None)
-        if tapped is None:
-            keep_chunk(record, chunk, compact)
-        return chunk
+        return self._self_kept(chunk)
 
     async def __aenter__(self) -> TracedAsyncStream:
         await self.__wrapped__.__aenter__()
