@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 from typing import Any
 
 import openai
@@ -344,3 +345,79 @@ async def test_the_iterator_of_a_traced_async_stream_can_be_closed_like_the_sdks
     assert first.choices[0].delta.role == "assistant"
     (record,) = provider.get_conversation_history()
     assert record["status"] == "incomplete"
+
+
+def test_a_stream_class_whose_own_iteration_does_more_is_iterated_through_it(
+    provider: OpenAIProvider, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # neatlogs reads a stream's chunks past the SDK's own `__iter__` only while that method just passes
+    # them on; one that does more (here: counts them) must still run.
+    counted = []
+    plain_iter = openai.Stream.__iter__
+
+    def counting_iter(self: Any) -> Any:
+        for chunk in plain_iter(self):
+            counted.append(chunk)
+            yield chunk
+
+    monkeypatch.setattr(openai.Stream, "__iter__", counting_iter)
+    chunks = list(_stream(client, extra_headers=CHUNKS))
+
+    assert counted == chunks != []
+    (record,) = provider.get_conversation_history()
+    assert record["status"] == "success" and record["completion"]["content"]
+
+
+async def test_an_async_stream_class_whose_own_iteration_does_more_is_iterated_through_it(
+    provider: OpenAIProvider, async_client: openai.AsyncOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counted = []
+    plain_aiter = openai.AsyncStream.__aiter__
+
+    async def counting_aiter(self: Any) -> Any:
+        async for chunk in plain_aiter(self):
+            counted.append(chunk)
+            yield chunk
+
+    monkeypatch.setattr(openai.AsyncStream, "__aiter__", counting_aiter)
+    stream = await async_client.chat.completions.create(
+        model="gpt-4o-mini", messages=HELLO, stream=True, extra_headers=CHUNKS
+    )
+    chunks = [chunk async for chunk in stream]
+
+    assert counted == chunks != []
+    (record,) = provider.get_conversation_history()
+    assert record["status"] == "success" and record["completion"]["content"]
+
+
+async def test_a_traced_async_stream_leaves_the_event_loop_no_more_generators_to_finalise(
+    provider: OpenAIProvider, async_client: openai.AsyncOpenAI
+) -> None:
+    # openai 3.x leaves its event generators unfinished after `[DONE]`; the event loop closes each in
+    # a task of its own. Tracing must not add one (the event tap sits inside the SDK's decoder).
+    loop = asyncio.get_running_loop()
+    finalised: list[str] = []
+    firstiter, finalizer = loop._asyncgen_firstiter_hook, loop._asyncgen_finalizer_hook  # type: ignore[attr-defined]
+    sys.set_asyncgen_hooks(firstiter, lambda agen: (finalised.append(agen.__qualname__), finalizer(agen)))
+
+    async def finalised_by_one_stream() -> int:
+        finalised.clear()
+        async for _ in await async_client.chat.completions.create(
+            model="gpt-4o-mini", messages=HELLO, stream=True, extra_headers=CHUNKS
+        ):
+            pass
+        for _ in range(50):  # let the event loop close what the stream left behind
+            await asyncio.sleep(0)
+        gc.collect()
+        return len(finalised)
+
+    try:
+        provider.undo_override()
+        untraced = await finalised_by_one_stream()
+        provider.override()
+        traced = await finalised_by_one_stream()
+    finally:
+        sys.set_asyncgen_hooks(firstiter, finalizer)
+
+    assert traced == untraced, finalised  # openai 3.x leaves 3 or more, older versions none
+    assert len(provider.get_conversation_history()) == 1

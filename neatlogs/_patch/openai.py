@@ -415,6 +415,18 @@ def _targets() -> list[Target]:
             return "async"
         return None
 
+    # The SDK's own `__next__`/`__iter__` (and async ones) only pass on the chunks of `stream._iterator`.
+    plain_sync = (sync_stream.__next__, sync_stream.__iter__)
+    plain_async = (async_stream.__anext__, async_stream.__aiter__)
+
+    def stream_source(stream: Any) -> Any:
+        cls = type(stream)
+        if isinstance(stream, sync_stream):
+            plain = (cls.__next__, cls.__iter__) == plain_sync
+        else:
+            plain = (cls.__anext__, cls.__aiter__) == plain_async
+        return getattr(stream, "_iterator", None) if plain else None
+
     legacy = _find("openai._legacy_response", "LegacyAPIResponse")
     api_response = _find("openai._response", "APIResponse")
     async_api_response = _find("openai._response", "AsyncAPIResponse")
@@ -444,13 +456,17 @@ def _targets() -> list[Target]:
             quick_usage(usage_of),
             compact_chat_chunk if chat else None,
             tap,
+            stream_source,
         )
         return sync_wrapper(kind), async_wrapper(kind)
 
-    chat_sync, chat_async = both("chat", read_chat, _usage, event_tap(settle_chat_events))
-    completion_sync, completion_async = both(
-        "completion", read_completion, _usage, event_tap(settle_completion_events)
-    )
+    decoder = _find("openai._streaming", "SSEDecoder")
+    chat_tap = completion_tap = None
+    if decoder is not None:
+        chat_tap = event_tap(settle_chat_events, decoder)
+        completion_tap = event_tap(settle_completion_events, decoder)
+    chat_sync, chat_async = both("chat", read_chat, _usage, chat_tap)
+    completion_sync, completion_async = both("completion", read_completion, _usage, completion_tap)
     responses_sync, responses_async = both("responses", read_responses, response_usage)
     embeddings_sync, embeddings_async = both("embeddings", read_embeddings, _usage)
 

@@ -52,12 +52,17 @@ class _TracedProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         finish: Finish,
         compact: Compact | None = None,
         tapped: RawChunks | None = None,
+        source: Any = None,
     ) -> None:
         super().__init__(wrapped)
         self._self_record = record
         self._self_finish = finish
+        # The iterator whose chunks the SDK stream's own `__next__` / `__iter__` only pass on: reading
+        # it directly spares a generator (and, async, a coroutine) per chunk. None: read the stream.
+        self._self_source = source
         # what every chunk needs, bound once
-        self._self_step = (getattr(wrapped, self._self_read_chunk), record, compact, tapped)
+        reader = wrapped if source is None else source
+        self._self_step = (getattr(reader, self._self_read_chunk), record, compact, tapped)
 
     def _self_kept(self, chunk: Any) -> Any:
         """Keep a chunk that `__next__` / `__anext__` read, and return it (the generators that
@@ -85,7 +90,9 @@ class TracedStream(_TracedProxy):
         # calling `__next__`. The record stays open when the loop is left early (GeneratorExit): it
         # ends on close(), on leaving `with`, or when the stream is collected, as with `__next__`.
         _, record, compact, tapped = self._self_step
-        return _iterate(self, iter(self.__wrapped__), record, self._self_finish, compact, tapped)
+        source = self._self_source
+        chunks = iter(self.__wrapped__) if source is None else source
+        return _iterate(self, chunks, record, self._self_finish, compact, tapped)
 
     def __next__(self) -> Any:
         step, record, _, _ = self._self_step
@@ -126,7 +133,9 @@ class TracedAsyncStream(_TracedProxy):
         # (A class with an `async def __anext__` instead starts no async generator and leaves none to
         # finalise, but measured ~20 µs slower per 20-chunk stream: a new coroutine per chunk.)
         _, record, compact, tapped = self._self_step
-        return _aiterate(self, self.__wrapped__.__aiter__(), record, self._self_finish, compact, tapped)
+        source = self._self_source
+        chunks = self.__wrapped__.__aiter__() if source is None else source
+        return _aiterate(self, chunks, record, self._self_finish, compact, tapped)
 
     async def __anext__(self) -> Any:
         step, record, _, _ = self._self_step
