@@ -9,6 +9,7 @@ from typing import Any
 
 from ._capture import DEFAULT_SETTINGS, METADATA, CaptureSettings
 from ._record import CallRecord
+from ._stats import USAGE
 
 DEFAULT_HISTORY_SIZE = 1000
 
@@ -38,6 +39,7 @@ class History:
 
     def snapshot(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Copies of the records as dicts, oldest first; `limit` keeps the most recent N."""
+        USAGE.drain()  # calls finished but not yet delivered
         with self._lock:
             records = list(self._records)
         if limit is not None:
@@ -52,8 +54,10 @@ class History:
         return self._records.maxlen or DEFAULT_HISTORY_SIZE
 
     def clear(self) -> None:
+        USAGE.drain()
         with self._lock:
             self._records.clear()
 
     def __len__(self) -> int:
+        USAGE.drain()
         return len(self._records)

@@ -23,7 +23,7 @@ from ._history import DEFAULT_HISTORY_SIZE, History
 from ._log import log_internal_error, logger
 from ._patch._patchset import PatchSet
 from ._record import CallRecord, Reader
-from ._recorder import Recorder, Sink
+from ._recorder import Recorder, Sink, submit
 
 _no_endpoint_logged = threading.Event()
 
@@ -195,7 +195,8 @@ class Instrumentation:
             record.finished = True
             record.status = "error"
             record.error = e
-            self._recorder.deliver(record)
+            record.client = self._recorder.client  # a provider's own failure: whichever client it traces
+            submit((self._recorder,), record)
         except Exception:
             log_internal_error(f"{type(self).__name__}.handle_error")
 

@@ -105,6 +105,7 @@ class CallRecord:
         "reader",
         "request",
         "response",
+        "route",
         "sampled",
         "scope",
         "started_ns",
@@ -150,6 +151,7 @@ class CallRecord:
         self.capture: CaptureSettings = DEFAULT_SETTINGS  # set by the recorder that delivers the record
         self.is_copy = False
         self.sampled = True  # False once a recorder's sample rate left it out of the sinks that sample
+        self.route: tuple[Any, ...] = ()  # the recorders it is delivered to (`_recorder.submit`)
         self._raw: dict[str, Any] | None = None
         self._facts: dict[str, Any] | None = None
         self._full: dict[str, Any] | None = None

@@ -1,5 +1,6 @@
-"""Where a finished call goes: a recorder stamps it with its trace id, tags and capture settings, counts it
-in the usage statistics, samples it, and hands it to its sinks."""
+"""Where a finished call goes. The caller's thread only queues it (`submit`); the usage statistics' thread
+(or whoever reads a history, the statistics or flushes a sink first) hands it to each recorder that wants
+it, which stamps it with its trace id, tags and capture settings, samples it, and hands it to its sinks."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from ._stats import USAGE
 
 
 class Sink(Protocol):
-    """Receives finished records on the caller's thread; must only take a reference or enqueue."""
+    """Receives finished records, in the order they finished, on the thread that delivers them (not the
+    caller's); must only take a reference or enqueue."""
 
     def emit(self, record: CallRecord) -> None: ...
 
@@ -59,8 +61,6 @@ class Recorder:
             record.trace_id = scope[0] or self.trace_id
             record.tags = self.tags + tuple(t for t in scope[1] if t not in self.tags)
         record.capture = self.capture
-        if not record.is_copy:  # one call, counted once however many recorders see it
-            USAGE.observe(record)
         rate = self.sample_rate
         # Errors are always kept; a sampled-out call still counts in neatlogs.stats() and stays in histories.
         sampled = rate >= 1.0 or record.status == "error" or (rate > 0.0 and random.random() < rate)
@@ -78,10 +78,21 @@ class Recorder:
                     log_internal_error(f"sink {type(sink).__name__}")
 
 
-def dispatch(recorders: tuple[Recorder, ...], client: Any, record: CallRecord) -> None:
-    """Hand a finished record to every recorder that wants it (a copy each after the first)."""
+def submit(recorders: tuple[Recorder, ...], record: CallRecord) -> None:
+    """Queue a finished record for `recorders` (caller's thread: an append); it is delivered, then counted
+    once in the usage statistics, off the caller's thread, in the order records were submitted."""
+    record.route = recorders
+    USAGE.observe(record)
+
+
+def _dispatch(record: CallRecord) -> None:
+    # every recorder that wants the record gets it (a copy each after the first)
+    client = record.client
     first = True
-    for recorder in recorders:
+    for recorder in record.route:
         if recorder.wants(client):
             recorder.deliver(record if first else record.copy())
             first = False
+
+
+USAGE.deliver = _dispatch

@@ -1,10 +1,11 @@
 """Process-wide usage statistics: calls, errors by type, tokens, cost, latency percentiles, rate limits.
 
 Every finished call is observed once, sampled out or not. The caller's thread only appends the record to a
-queue; a daemon thread (`neatlogs-stats`) reads each record's tally (usage and model, read from the SDK
-objects by the provider's quick reader, so nothing is converted) and adds them up per model; the process
-totals are summed from the models' when asked. `snapshot()` first
-counts whatever is still queued, so `neatlogs.stats()` includes every call finished before it.
+queue; a daemon thread (`neatlogs-stats`) first delivers each record (`deliver`: to its recorders'
+histories and sinks), then reads its tally (usage and model, read from the SDK objects by the provider's
+quick reader, so nothing is converted) and adds them up per model; the process totals are summed from the
+models' when asked. `drain()` does the same for whatever is still queued, on the thread that calls it:
+`snapshot()`, history reads and sink flushes call it first, so they include every call finished before.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import random
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._log import log_internal_error
@@ -177,6 +179,8 @@ class UsageStats:
     """The process-wide aggregate; `observe` is the caller's side, `snapshot` the reader's."""
 
     def __init__(self) -> None:
+        # What delivers a finished record before it is counted (set by `_recorder`, which imports this).
+        self.deliver: Callable[[CallRecord], None] | None = None
         self._reset()
         if hasattr(os, "register_at_fork"):
             # A forked child counts its own calls; the parent's queue and thread are not its own.
@@ -187,7 +191,8 @@ class UsageStats:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._count_lock = threading.Lock()  # one thread counts at a time, in arrival order
+        # One thread delivers and counts at a time, in arrival order (re-entrant: a sink may flush).
+        self._count_lock = threading.RLock()
         self._lock = threading.Lock()  # guards the totals
         self._rng = random.Random()
         self._latency = _Reservoir(self._rng)  # every call's, for the process totals
@@ -197,15 +202,20 @@ class UsageStats:
     def observe(self, record: CallRecord) -> None:
         """Queue a finished call to be counted (caller's thread: an append and a length check)."""
         pending = self._pending
-        if len(pending) >= _MAX_PENDING:
+        if len(pending) >= _MAX_PENDING:  # the worker cannot keep up: deliver here, leave uncounted
             with self._lock:
                 self._uncounted += 1
+            self._deliver(record)
             return
         pending.append(record)
         if self._thread is None:
             self._start()
         elif len(pending) >= _WAKE_AT and not self._wake.is_set():
             self._wake.set()
+
+    def drain(self) -> None:
+        """Deliver and count every call observed so far, on this thread."""
+        self._count_pending()
 
     def snapshot(self) -> dict[str, Any]:
         """The statistics so far, every call observed before this one included."""
@@ -244,16 +254,26 @@ class UsageStats:
             except Exception:
                 log_internal_error("counting usage statistics")
 
+    def _deliver(self, record: CallRecord) -> None:
+        deliver = self.deliver
+        if deliver is not None:
+            try:
+                deliver(record)
+            except Exception:
+                log_internal_error("delivering a finished call")
+
     def _count_pending(self) -> None:
         pending = self._pending
         models = self._models
         with self._count_lock:
             while pending:
+                batch = [pending.popleft() for _ in range(min(len(pending), 512))]
+                for record in batch:
+                    self._deliver(record)
                 # Rate limits: only the latest call's per model matter, so a batch reads one each.
                 latest: dict[str, CallRecord] = {}
                 with self._lock:
-                    for _ in range(min(len(pending), 512)):
-                        record = pending.popleft()
+                    for record in batch:
                         try:
                             tally = record.tally()
                             model = tally[0]

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from .._log import log_internal_error, logger
 from .._record import CallRecord
+from .._stats import USAGE
 from .http import Delivery, IngestClient, Record
 from .settings import ExporterSettings
 from .spool import Spool
@@ -509,6 +510,7 @@ def pipeline_for(settings: ExporterSettings) -> Pipeline:
 
 def flush_all(timeout: float | None = None) -> bool:
     """Deliver everything enqueued so far on every endpoint; False if `timeout` seconds pass first."""
+    USAGE.drain()  # calls finished but not yet handed to their sinks
     deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
     with _registry_lock:
         pipelines = list(_pipelines.values())
@@ -523,6 +525,7 @@ def flush_all(timeout: float | None = None) -> bool:
 def shutdown_all(timeout: float | None = None) -> None:
     """Deliver what can be delivered within `timeout` (default: each endpoint's exit_timeout), spool or
     drop the rest, and stop every worker. Later records for those endpoints are dropped and counted."""
+    USAGE.drain()
     with _registry_lock:
         pipelines = list(_pipelines.values())
         _pipelines.clear()
@@ -534,6 +537,7 @@ def shutdown_all(timeout: float | None = None) -> None:
 
 def exporter_stats() -> dict[str, int]:
     """Process-wide counters: enqueued, sent, dropped, failed, retried, queue_size (and spooled)."""
+    USAGE.drain()
     counts = _STATS.snapshot()
     with _registry_lock:
         queued = sum(pipeline.queue_size() for pipeline in _pipelines.values())

@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .._log import log_internal_error, logger
 from .._record import CallRecord
 from .._redact import mask_secrets
+from .._stats import USAGE
 from . import _semconv as sc
 
 __all__ = ["OTelSink", "configure_otlp", "flush_all_otel", "otel_stats", "shutdown_all_otel"]
@@ -386,6 +387,7 @@ class OTelSink:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record queued so far is a span, then flush the providers; False on timeout."""
+        USAGE.drain()
         deadline = None if timeout is None else time.monotonic() + timeout
         done = _WORKER.flush(timeout)
         return _force_flush(self._providers(), deadline) and done
@@ -513,6 +515,7 @@ def _force_flush(providers: list[Any], deadline: float | None) -> bool:
 
 def flush_all_otel(timeout: float | None = None) -> bool:
     """Wait until every record queued by any OTelSink is a span, then flush their providers."""
+    USAGE.drain()  # calls finished but not yet handed to their sinks
     deadline = None if timeout is None else time.monotonic() + timeout
     done = _WORKER.flush(timeout)
     providers = [provider for sink in list(_SINKS) for provider in sink._providers()]
@@ -528,6 +531,7 @@ def shutdown_all_otel(timeout: float | None = None) -> None:
 
 def otel_stats() -> dict[str, int]:
     """Process-wide OpenTelemetry sink counters: exported, skipped, dropped, failed, queue_size."""
+    USAGE.drain()
     with _WORKER.lock:
         counts = dict(_WORKER.counts)
     counts["queue_size"] = sum(1 for item in list(_WORKER.queue) if isinstance(item, tuple))

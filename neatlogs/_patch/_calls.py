@@ -12,7 +12,7 @@ from opentelemetry import context as otel_context
 from .._context import CURRENT_SCOPE, IN_TRACED_CALL
 from .._log import log_internal_error
 from .._record import CallRecord, Quick, RawChunks, Reader
-from .._recorder import dispatch
+from .._recorder import submit
 from ._patchset import PatchSet
 from .streams import Compact, Finish, TracedAsyncStream, TracedStream
 
@@ -97,13 +97,13 @@ def _begin(kind: CallKind, instance: Any, kwargs: dict[str, Any]) -> tuple[CallR
         return None
 
 
-def _fail(patch: PatchSet, client: Any, record: CallRecord, exc: BaseException) -> None:
+def _fail(patch: PatchSet, record: CallRecord, exc: BaseException) -> None:
     record.t_end = time.perf_counter_ns()
     record.finished = True
     record.status = "error"
     record.error = exc
     try:
-        dispatch(patch.recorders, client, record)
+        submit(patch.recorders, record)
     except Exception:
         log_internal_error("recording a failed call")
 
@@ -113,7 +113,7 @@ def _complete(patch: PatchSet, kind: CallKind, client: Any, record: CallRecord, 
         recorders = patch.recorders
 
         def finish(done: CallRecord) -> None:
-            dispatch(recorders, client, done)
+            submit(recorders, done)
 
         stream = kind.stream_kind(result)
         if stream is not None:
@@ -150,7 +150,7 @@ def sync_wrapper(kind: Traceable) -> Callable[[PatchSet], Callable[..., Any]]:
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
-                _fail(patch, client, record, exc)
+                _fail(patch, record, exc)
                 raise
             finally:
                 IN_TRACED_CALL.reset(token)
@@ -170,7 +170,7 @@ def async_wrapper(kind: Traceable) -> Callable[[PatchSet], Callable[..., Any]]:
             try:
                 result = await wrapped(*args, **kwargs)
             except BaseException as exc:  # asyncio cancellation too: the call is still recorded
-                _fail(patch, client, record, exc)
+                _fail(patch, record, exc)
                 raise
             finally:
                 IN_TRACED_CALL.reset(token)

@@ -18,7 +18,7 @@ import wrapt
 
 from .._log import log_internal_error
 from .._record import CallRecord
-from .._recorder import dispatch
+from .._recorder import submit
 from ._calls import CallKind, Started, _begin, async_wrapper, sync_wrapper
 from ._patchset import PatchSet
 from .streams import Finish, finalise, keep_chunk, status_for
@@ -83,7 +83,7 @@ def _complete(patch: PatchSet, kind: IteratorKind, client: Any, record: CallReco
         recorders = patch.recorders
 
         def finish(done: CallRecord) -> None:
-            dispatch(recorders, client, done)
+            submit(recorders, done)
 
         proxy = kind.wrap_stream(result, record, finish)
         if proxy is not None:
