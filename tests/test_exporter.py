@@ -703,3 +703,14 @@ def _wait_until(condition: Any, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def test_a_finished_call_reaches_the_collector_with_nobody_reading_or_flushing(
+    make_provider: Any, client: Any, collector: FakeCollector
+) -> None:
+    # The calling thread only queues the record; neatlogs' statistics thread hands it to the exporter
+    # (within 2 s), whose worker sends it (within its flush interval).
+    make_provider(trace_id="unread", api_key=KEY, endpoint=collector.url)
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+
+    assert collector.wait_for(1, timeout=8.0)
