@@ -196,7 +196,8 @@ class Instrumentation:
             record.status = "error"
             record.error = e
             record.client = self._recorder.client  # a provider's own failure: whichever client it traces
-            submit((self._recorder,), record)
+            record.route = (self._recorder,)
+            submit(record)
         except Exception:
             log_internal_error(f"{type(self).__name__}.handle_error")
 

@@ -78,10 +78,9 @@ class Recorder:
                     log_internal_error(f"sink {type(sink).__name__}")
 
 
-def submit(recorders: tuple[Recorder, ...], record: CallRecord) -> None:
-    """Queue a finished record for `recorders` (caller's thread: an append); it is delivered, then counted
-    once in the usage statistics, off the caller's thread, in the order records were submitted."""
-    record.route = recorders
+def submit(record: CallRecord) -> None:
+    """Queue a finished record for the recorders of its `route` (caller's thread: an append); it is
+    delivered, then counted once in the usage statistics, off the caller's thread, in submission order."""
     USAGE.observe(record)
 
 

@@ -52,15 +52,15 @@ class CallKind:
     source: Callable[[Any], Any] | None = None
 
     def start(self, instance: Any, args: Any, kwargs: dict[str, Any]) -> Started | None:
-        begun = _begin(self, instance, kwargs)
-        return None if begun is None else (begun[0], begun[1], args)
+        record = _begin(self, instance, kwargs)
+        return None if record is None else (record, args)
 
-    def complete(self, patch: PatchSet, client: Any, record: CallRecord, result: Any) -> Any:
-        return _complete(patch, self, client, record, result)
+    def complete(self, patch: PatchSet, record: CallRecord, result: Any) -> Any:
+        return _complete(patch, self, record, result)
 
 
-# (the record, the SDK client, the positional arguments to call the SDK with)
-Started = tuple[CallRecord, Any, Any]
+# (the record, the positional arguments to call the SDK with)
+Started = tuple[CallRecord, Any]
 
 
 class Traceable(Protocol):
@@ -68,7 +68,7 @@ class Traceable(Protocol):
 
     def start(self, instance: Any, args: Any, kwargs: dict[str, Any]) -> Started | None: ...
 
-    def complete(self, patch: PatchSet, client: Any, record: CallRecord, result: Any) -> Any: ...
+    def complete(self, patch: PatchSet, record: CallRecord, result: Any) -> Any: ...
 
 
 # OpenTelemetry's "suppress instrumentation" flag: set by exporters (ours included) and by callers
@@ -76,7 +76,7 @@ class Traceable(Protocol):
 _SUPPRESS_KEY = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
 
 
-def _begin(kind: CallKind, instance: Any, kwargs: dict[str, Any]) -> tuple[CallRecord, Any] | None:
+def _begin(kind: CallKind, instance: Any, kwargs: dict[str, Any]) -> CallRecord | None:
     if IN_TRACED_CALL.get():
         return None  # made by a call that is itself traced (LiteLLM -> OpenAI, a helper -> create)
     try:
@@ -91,7 +91,7 @@ def _begin(kind: CallKind, instance: Any, kwargs: dict[str, Any]) -> tuple[CallR
         record.quick = kind.quick
         record.context = current  # the parent of this call's span, whichever thread exports it
         record.scope = CURRENT_SCOPE.get()
-        return record, client
+        return record
     except Exception:
         log_internal_error(f"starting a {kind.provider} {kind.operation} record")
         return None
@@ -102,19 +102,16 @@ def _fail(patch: PatchSet, record: CallRecord, exc: BaseException) -> None:
     record.finished = True
     record.status = "error"
     record.error = exc
+    record.route = patch.recorders
     try:
-        submit(patch.recorders, record)
+        submit(record)
     except Exception:
         log_internal_error("recording a failed call")
 
 
-def _complete(patch: PatchSet, kind: CallKind, client: Any, record: CallRecord, result: Any) -> Any:
+def _complete(patch: PatchSet, kind: CallKind, record: CallRecord, result: Any) -> Any:
     try:
-        recorders = patch.recorders
-
-        def finish(done: CallRecord) -> None:
-            submit(recorders, done)
-
+        record.route = patch.recorders
         stream = kind.stream_kind(result)
         if stream is not None:
             # Only the HTTP headers (request id) are read later; the stream object itself is not kept.
@@ -122,14 +119,14 @@ def _complete(patch: PatchSet, kind: CallKind, client: Any, record: CallRecord, 
             tapped = kind.tap(result, record) if kind.tap is not None else None
             source = kind.source(result) if kind.source is not None else None
             proxy = TracedStream if stream == "sync" else TracedAsyncStream
-            return proxy(result, record, finish, kind.compact, tapped, source)
-        kept = kind.keep(result, record, finish)
+            return proxy(result, record, submit, kind.compact, tapped, source)
+        kept = kind.keep(result, record, submit)
         if kept is DEFERRED:
             return result
         record.t_end = time.perf_counter_ns()
         record.finished = True
         record.response = kept
-        finish(record)
+        submit(record)
     except Exception:
         log_internal_error(f"recording a {kind.provider} {kind.operation} call")
     return result
@@ -145,7 +142,7 @@ def sync_wrapper(kind: Traceable) -> Callable[[PatchSet], Callable[..., Any]]:
             started = kind.start(instance, args, kwargs)
             if started is None:
                 return wrapped(*args, **kwargs)
-            record, client, args = started
+            record, args = started
             token = IN_TRACED_CALL.set(True)
             try:
                 result = wrapped(*args, **kwargs)
@@ -154,7 +151,7 @@ def sync_wrapper(kind: Traceable) -> Callable[[PatchSet], Callable[..., Any]]:
                 raise
             finally:
                 IN_TRACED_CALL.reset(token)
-            return kind.complete(patch, client, record, result)
+            return kind.complete(patch, record, result)
 
         return wrapper
 
@@ -165,7 +162,7 @@ def async_wrapper(kind: Traceable) -> Callable[[PatchSet], Callable[..., Any]]:
     """A wrapt wrapper factory for an `async def` SDK method."""
 
     def factory(patch: PatchSet) -> Callable[..., Any]:
-        async def traced(wrapped: Any, args: Any, kwargs: Any, client: Any, record: CallRecord) -> Any:
+        async def traced(wrapped: Any, args: Any, kwargs: Any, record: CallRecord) -> Any:
             token = IN_TRACED_CALL.set(True)
             try:
                 result = await wrapped(*args, **kwargs)
@@ -174,7 +171,7 @@ def async_wrapper(kind: Traceable) -> Callable[[PatchSet], Callable[..., Any]]:
                 raise
             finally:
                 IN_TRACED_CALL.reset(token)
-            return kind.complete(patch, client, record, result)
+            return kind.complete(patch, record, result)
 
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if not patch.recorders:
@@ -182,8 +179,8 @@ def async_wrapper(kind: Traceable) -> Callable[[PatchSet], Callable[..., Any]]:
             started = kind.start(instance, args, kwargs)
             if started is None:
                 return wrapped(*args, **kwargs)
-            record, client, args = started
-            return traced(wrapped, args, kwargs, client, record)
+            record, args = started
+            return traced(wrapped, args, kwargs, record)
 
         return wrapper
 

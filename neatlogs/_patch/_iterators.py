@@ -42,8 +42,8 @@ class IteratorKind:
     def start(self, instance: Any, args: Any, kwargs: dict[str, Any]) -> Started | None:
         return _start(self, instance, args, kwargs)
 
-    def complete(self, patch: PatchSet, client: Any, record: CallRecord, result: Any) -> Any:
-        return _complete(patch, self, client, record, result)
+    def complete(self, patch: PatchSet, record: CallRecord, result: Any) -> Any:
+        return _complete(patch, self, record, result)
 
 
 def _named(kind: IteratorKind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -62,12 +62,11 @@ def _positional(kind: IteratorKind, args: tuple[Any, ...], named: dict[str, Any]
 
 def _start(
     kind: IteratorKind, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[CallRecord, Any, tuple[Any, ...]] | None:
+) -> tuple[CallRecord, tuple[Any, ...]] | None:
     named = _named(kind, args, kwargs)
-    begun = _begin(kind.call, instance, named)
-    if begun is None:
+    record = _begin(kind.call, instance, named)
+    if record is None:
         return None
-    record, client = begun
     if named is not kwargs:
         args = _positional(kind, args, named)
     if kind.prepare is not None:
@@ -75,23 +74,19 @@ def _start(
             kind.prepare(record, instance, named)
         except Exception:
             log_internal_error(f"starting a {kind.call.provider} {kind.call.operation} record")
-    return record, client, args
+    return record, args
 
 
-def _complete(patch: PatchSet, kind: IteratorKind, client: Any, record: CallRecord, result: Any) -> Any:
+def _complete(patch: PatchSet, kind: IteratorKind, record: CallRecord, result: Any) -> Any:
     try:
-        recorders = patch.recorders
-
-        def finish(done: CallRecord) -> None:
-            submit(recorders, done)
-
-        proxy = kind.wrap_stream(result, record, finish)
+        record.route = patch.recorders
+        proxy = kind.wrap_stream(result, record, submit)
         if proxy is not None:
             return proxy
         record.t_end = time.perf_counter_ns()
         record.finished = True
         record.response = result
-        finish(record)
+        submit(record)
     except Exception:
         log_internal_error(f"recording a {kind.call.provider} {kind.call.operation} call")
     return result
