@@ -35,13 +35,13 @@ Tally = tuple[str, "dict[str, Any] | None", tuple[int | None, int | None, int, i
 
 
 class RawChunks(list):  # type: ignore[type-arg]
-    """A stream's events as the wire had them (one JSON text each), kept on the caller's thread,
-    where keeping a string costs less than reading the SDK's chunk. `settle(self)` turns them into
-    what the provider's reader reads; off the caller's thread (see `CallRecord.settle`)."""
+    """A stream's events as the wire had them (its lines, or each event's JSON text), kept on the
+    caller's thread, where keeping them costs less than reading the SDK's chunks. `settle(self)` turns
+    them into what the provider's reader reads; off the caller's thread (see `CallRecord.settle`)."""
 
     __slots__ = ("settle",)
 
-    def __init__(self, settle: Callable[[list[str]], list[Any]]) -> None:
+    def __init__(self, settle: Callable[[list[Any]], list[Any]]) -> None:
         super().__init__()
         self.settle = settle
 

@@ -124,6 +124,75 @@ async def test_an_async_stream_that_bypasses_the_event_tap_is_recorded_from_its_
     _assert_records(record, chunks, tools=False)
 
 
+@pytest.mark.parametrize("tools", [False, True], ids=["text", "tool-calls"])
+def test_a_stream_whose_lines_arrive_split_across_reads_is_recorded_whole(
+    provider: OpenAIProvider, client: openai.OpenAI, tools: bool
+) -> None:
+    extra: dict[str, Any] = {"tools": [WEATHER_TOOL]} if tools else {}
+    messages = [{"role": "user", "content": "weather in Paris and in Rome?" if tools else "hello"}]
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=messages,
+            stream=True,
+            stream_options=USAGE,
+            extra_headers={"x-fake-write-size": "7", "x-fake-chunks": "8"},
+            **extra,
+        )
+    )
+    (record,) = provider.get_conversation_history()
+    _assert_records(record, chunks, tools)
+
+
+async def test_an_async_stream_whose_lines_arrive_split_across_reads_is_recorded_whole(
+    provider: OpenAIProvider, async_client: openai.AsyncOpenAI
+) -> None:
+    stream = await async_client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hello"}],
+        stream=True,
+        stream_options=USAGE,
+        extra_headers={"x-fake-write-size": "5"},
+    )
+    chunks = [chunk async for chunk in stream]
+    (record,) = provider.get_conversation_history()
+    _assert_records(record, chunks, tools=False)
+
+
+def test_time_to_first_chunk_counts_from_the_first_event_not_a_keep_alive_comment(
+    provider: OpenAIProvider, client: openai.OpenAI
+) -> None:
+    # Proxies hold a stream open with `: comment` lines before the model answers.
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hello"}],
+            stream=True,
+            stream_options=USAGE,
+            extra_headers={"x-fake-comment-delay": "0.3"},
+        )
+    )
+    (record,) = provider.get_conversation_history()
+    _assert_records(record, chunks, tools=False)
+    assert record["ttft_ms"] >= 300
+
+
+async def test_an_async_stream_times_its_first_chunk_from_the_first_event_not_a_comment(
+    provider: OpenAIProvider, async_client: openai.AsyncOpenAI
+) -> None:
+    stream = await async_client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hello"}],
+        stream=True,
+        stream_options=USAGE,
+        extra_headers={"x-fake-comment-delay": "0.3"},
+    )
+    chunks = [chunk async for chunk in stream]
+    (record,) = provider.get_conversation_history()
+    _assert_records(record, chunks, tools=False)
+    assert record["ttft_ms"] >= 300
+
+
 def test_a_legacy_completion_stream_reads_the_same_after_it_was_counted(
     provider: OpenAIProvider, client: openai.OpenAI
 ) -> None:

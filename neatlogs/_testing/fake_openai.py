@@ -31,6 +31,10 @@ Per-request control headers (send them with ``extra_headers=``):
 - ``x-fake-delay: 0.5``: sleep that many seconds before answering (overrides ``server.delay``).
 - ``x-fake-chunks: 20``: split streamed text and tool arguments into about that many pieces (default 5).
 - ``x-fake-chunk-delay: 0.01``: sleep between streamed events.
+- ``x-fake-comment-delay: 0.05``: a stream starts with a ``: keep-alive`` comment and sleeps that many
+  seconds before its first event (as proxies that hold a stream open do).
+- ``x-fake-write-size: 7``: a stream's bytes are written (and flushed) that many at a time, so that
+  events and lines reach the client split across reads.
 - ``x-fake-disconnect-after: K``: a stream sends K events then drops the connection; a non-streamed
   request is dropped before any answer.
 - ``x-fake-cached-tokens: N`` / ``x-fake-reasoning-tokens: N``: chat usage reports that many cached
@@ -385,7 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(answer, dict):
             self._send_json(200, answer)
         else:
-            self._send_stream(answer, control.disconnect_after, control.chunk_delay)
+            self._send_stream(answer, control)
 
     def _common_headers(self) -> None:
         remaining = max(0, _RATE_LIMIT_REQUESTS - self._served)
@@ -429,28 +433,35 @@ class _Handler(BaseHTTPRequestHandler):
         extra = {"retry-after": f"{retry_after:g}"} if retry_after is not None else None
         self._send_json(status, {"error": error}, extra)
 
-    def _send_stream(self, events: list[_Event], disconnect_after: int | None, chunk_delay: float) -> None:
+    def _send_stream(self, events: list[_Event], control: _Control) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache")
         self._common_headers()
         self.end_headers()
+        if control.comment_delay:
+            self._write_chunk(b": keep-alive\n\n", control.write_size)
+            if not self.fake._sleep(control.comment_delay):
+                self.close_connection = True
+                return
         for sent, (name, data) in enumerate(events):
-            if disconnect_after is not None and sent >= disconnect_after:
+            if control.disconnect_after is not None and sent >= control.disconnect_after:
                 # Closing without the terminating chunk makes the client see a truncated body.
                 self.close_connection = True
                 return
-            if sent and chunk_delay and not self.fake._sleep(chunk_delay):
+            if sent and control.chunk_delay and not self.fake._sleep(control.chunk_delay):
                 self.close_connection = True
                 return
             frame = (f"event: {name}\n" if name else "") + f"data: {data}\n\n"
-            self._write_chunk(frame.encode())
+            self._write_chunk(frame.encode(), control.write_size)
         self._write_chunk(b"")
 
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.flush()
+    def _write_chunk(self, data: bytes, size: int = 0) -> None:
+        for start in range(0, len(data), size) if size and data else (0,):
+            piece = data[start : start + size] if size else data
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
 
 
 @dataclass
@@ -466,6 +477,8 @@ class _Control:
     interleave: bool
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    comment_delay: float = 0.0
+    write_size: int = 0
 
     @staticmethod
     def from_headers(headers: dict[str, str], fake: FakeOpenAI) -> _Control:
@@ -486,6 +499,8 @@ class _Control:
             or fake.interleave_tool_calls,
             cached_tokens=int(number("x-fake-cached-tokens") or 0),
             reasoning_tokens=int(number("x-fake-reasoning-tokens") or 0),
+            comment_delay=number("x-fake-comment-delay") or 0.0,
+            write_size=max(0, int(number("x-fake-write-size") or 0)),
         )
 
 
