@@ -6,6 +6,7 @@ so that drift cancels out); "added" is the median over rounds of the traced roun
 minus its paired plain round's.
 
     python benchmarks/overhead.py [--calls 60] [--rounds 30] [--chunks 20] [--otel] [--exporter]
+                                  [--processes 5]
 
 Streams are measured twice: their body read at once (the mock transport's in-memory body), and
 one server-sent event per read, as from a server that flushes each event. In the first, tracing on
@@ -203,10 +204,54 @@ def main() -> None:
     parser.add_argument(
         "--exporter", action="store_true", help="also measure with records shipped to a collector"
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="repeat the whole run in this many fresh processes (hash seeds 0, 1, ...) and report the "
+        "median of their figures",
+    )
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one process's rows
     args = parser.parse_args()
+    if args.processes > 1:
+        _run_processes(args)
+        return
     with contextlib.ExitStack() as stack:
         endpoint = stack.enter_context(_collector_process()) if args.exporter else None
         _run(args, endpoint)
+
+
+def _run_processes(args: argparse.Namespace) -> None:
+    """The same run in fresh processes: how fast the untraced SDK runs moves with each process's
+    memory layout and hash seed by more than neatlogs adds, so one process alone can mislead."""
+    command = [sys.executable, __file__, "--json", "--calls", str(args.calls), "--rounds", str(args.rounds)]
+    command += ["--chunks", str(args.chunks)] + ["--otel"] * args.otel + ["--exporter"] * args.exporter
+    runs: list[list[dict[str, Any]]] = []
+    for seed in range(args.processes):
+        output = subprocess.run(
+            command,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout
+        runs.append([json.loads(line) for line in output.splitlines() if line.startswith("{")])
+    print(
+        f"openai {openai.__version__}, {args.processes} processes (PYTHONHASHSEED=0..{args.processes - 1}), "
+        f"each {args.rounds} rounds x {args.calls} calls; medians over the processes of each one's median"
+    )
+    print()
+    print("| setup | call | untraced µs | traced µs | added µs | ratio | added µs, each process |")
+    print("|---|---|---:|---:|---:|---:|---|")
+    for rows in zip(*runs, strict=True):
+        base, traced, added = (
+            statistics.median(row[key] for row in rows) for key in ("base", "traced", "added")
+        )
+        each = " / ".join(f"{row['added']:+.1f}" for row in rows)
+        print(
+            f"| {rows[0]['setup']} | {rows[0]['call']} | {base:.1f} | {traced:.1f} | {added:+.1f} | "
+            f"{traced / base:.3f} | {each} |"
+        )
 
 
 def _run(args: argparse.Namespace, endpoint: str | None) -> None:
@@ -263,16 +308,18 @@ def _run(args: argparse.Namespace, endpoint: str | None) -> None:
 
     # The untraced async stream's own cost moves with the hash seed (docs/overhead.md): say which one ran.
     seed = os.environ.get("PYTHONHASHSEED") or "random"
-    print(
+    # `--json`: one line per row, for `--processes`
+    say: Callable[[str], None] = (lambda line: None) if args.json else print
+    say(
         f"openai {openai.__version__}, {args.rounds} rounds x {args.calls} calls, medians of paired rounds, "
         f"PYTHONHASHSEED={seed}"
     )
-    print()
-    print(
+    say("")
+    say(
         "| setup | call | untraced µs | traced µs | added µs | ratio | caller CPU added µs "
         "| background CPU µs |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    say("|---|---|---:|---:|---:|---:|---:|---:|")
     for setup_name, options in setups:
         provider = OpenAIProvider(trace_id="bench", **options)
         for name, run in cases:
@@ -296,17 +343,20 @@ def _run(args: argparse.Namespace, endpoint: str | None) -> None:
             base, with_neatlogs = (statistics.median(t[0] for t in runs) for runs in (plain, traced))
             # Background work is bursty (batches): its mean, not its median, is its cost per call.
             background = statistics.fmean(t[2] for t in traced) - statistics.fmean(t[2] for t in plain)
-            print(
+            say(
                 f"| {setup_name} | {name} | {base:.1f} | {with_neatlogs:.1f} | "
                 f"{statistics.median(added):+.1f} | {with_neatlogs / base:.3f} | "
                 f"{statistics.median(added_cpu):+.1f} | {background:+.1f} |"
             )
+            if args.json:
+                row = {"setup": setup_name, "call": name, "base": base, "traced": with_neatlogs}
+                print(json.dumps({**row, "added": statistics.median(added)}))
     if endpoint:
         import neatlogs
 
         neatlogs.flush(timeout=30)
         counters = neatlogs.stats()
-        print(
+        say(
             f"\nexporter: sent {counters['sent']}, dropped {counters['dropped']}, failed {counters['failed']}"
         )
     loop.run_until_complete(loop.shutdown_asyncgens())
