@@ -47,9 +47,9 @@ class CallKind:
     # (a stream, its record) -> the record's `RawChunks` when the stream's events are kept as they
     # come off the wire (the proxy then keeps nothing per chunk), else None
     tap: Callable[[Any, CallRecord], RawChunks | None] | None = None
-    # a stream -> the iterator whose chunks its own `__next__` / `__iter__` only pass on, which the
-    # proxy then reads directly (see `streams._TracedProxy`), or None
-    source: Callable[[Any], Any] | None = None
+    # (a stream, its `stream_kind`) -> the iterator whose chunks its own `__next__` / `__iter__` only
+    # pass on, which the proxy then reads directly (see `streams._TracedProxy`), or None
+    source: Callable[[Any, str], Any] | None = None
 
     def start(self, instance: Any, args: Any, kwargs: dict[str, Any]) -> Started | None:
         record = _begin(self, instance, kwargs)
@@ -117,7 +117,7 @@ def _complete(patch: PatchSet, kind: CallKind, record: CallRecord, result: Any) 
             # Only the HTTP headers (request id) are read later; the stream object itself is not kept.
             record.response = getattr(getattr(result, "response", None), "headers", None)
             tapped = kind.tap(result, record) if kind.tap is not None else None
-            source = kind.source(result) if kind.source is not None else None
+            source = kind.source(result, stream) if kind.source is not None else None
             proxy = TracedStream if stream == "sync" else TracedAsyncStream
             return proxy(result, record, submit, kind.compact, tapped, source)
         kept = kind.keep(result, record, submit)

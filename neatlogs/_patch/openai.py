@@ -419,9 +419,9 @@ def _targets() -> list[Target]:
     plain_sync = (sync_stream.__next__, sync_stream.__iter__)
     plain_async = (async_stream.__anext__, async_stream.__aiter__)
 
-    def stream_source(stream: Any) -> Any:
+    def stream_source(stream: Any, kind: str) -> Any:
         cls = type(stream)
-        if isinstance(stream, sync_stream):
+        if kind == "sync":
             plain = (cls.__next__, cls.__iter__) == plain_sync
         else:
             plain = (cls.__anext__, cls.__aiter__) == plain_async
