@@ -124,10 +124,22 @@ async def test_an_async_stream_that_bypasses_the_event_tap_is_recorded_from_its_
     _assert_records(record, chunks, tools=False)
 
 
+# How a stream reaches the client: (the fake server's headers, the least time to first chunk in ms).
+# Split: events and lines arrive cut across reads. Keep-alive: proxies hold a stream open with a
+# `: comment` before the model answers; the first chunk is the first event, not the comment.
+WIRES = {
+    "split-7": ({"x-fake-write-size": "7", "x-fake-chunks": "8"}, 0.0),
+    "split-5": ({"x-fake-write-size": "5"}, 0.0),
+    "keep-alive": ({"x-fake-comment-delay": "0.3"}, 300.0),
+}
+
+
+@pytest.mark.parametrize("wire", WIRES)
 @pytest.mark.parametrize("tools", [False, True], ids=["text", "tool-calls"])
-def test_a_stream_whose_lines_arrive_split_across_reads_is_recorded_whole(
-    provider: OpenAIProvider, client: openai.OpenAI, tools: bool
+def test_a_stream_is_recorded_whole_however_its_bytes_arrive(
+    provider: OpenAIProvider, client: openai.OpenAI, tools: bool, wire: str
 ) -> None:
+    headers, least_ttft_ms = WIRES[wire]
     extra: dict[str, Any] = {"tools": [WEATHER_TOOL]} if tools else {}
     messages = [{"role": "user", "content": "weather in Paris and in Rome?" if tools else "hello"}]
     chunks = list(
@@ -136,61 +148,31 @@ def test_a_stream_whose_lines_arrive_split_across_reads_is_recorded_whole(
             messages=messages,
             stream=True,
             stream_options=USAGE,
-            extra_headers={"x-fake-write-size": "7", "x-fake-chunks": "8"},
+            extra_headers=headers,
             **extra,
         )
     )
     (record,) = provider.get_conversation_history()
     _assert_records(record, chunks, tools)
+    assert record["ttft_ms"] >= least_ttft_ms
 
 
-async def test_an_async_stream_whose_lines_arrive_split_across_reads_is_recorded_whole(
-    provider: OpenAIProvider, async_client: openai.AsyncOpenAI
+@pytest.mark.parametrize("wire", WIRES)
+async def test_an_async_stream_is_recorded_whole_however_its_bytes_arrive(
+    provider: OpenAIProvider, async_client: openai.AsyncOpenAI, wire: str
 ) -> None:
+    headers, least_ttft_ms = WIRES[wire]
     stream = await async_client.chat.completions.create(
         model="gpt-4o-mini",
         messages=[{"role": "user", "content": "hello"}],
         stream=True,
         stream_options=USAGE,
-        extra_headers={"x-fake-write-size": "5"},
+        extra_headers=headers,
     )
     chunks = [chunk async for chunk in stream]
     (record,) = provider.get_conversation_history()
     _assert_records(record, chunks, tools=False)
-
-
-def test_time_to_first_chunk_counts_from_the_first_event_not_a_keep_alive_comment(
-    provider: OpenAIProvider, client: openai.OpenAI
-) -> None:
-    # Proxies hold a stream open with `: comment` lines before the model answers.
-    chunks = list(
-        client.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=[{"role": "user", "content": "hello"}],
-            stream=True,
-            stream_options=USAGE,
-            extra_headers={"x-fake-comment-delay": "0.3"},
-        )
-    )
-    (record,) = provider.get_conversation_history()
-    _assert_records(record, chunks, tools=False)
-    assert record["ttft_ms"] >= 300
-
-
-async def test_an_async_stream_times_its_first_chunk_from_the_first_event_not_a_comment(
-    provider: OpenAIProvider, async_client: openai.AsyncOpenAI
-) -> None:
-    stream = await async_client.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=[{"role": "user", "content": "hello"}],
-        stream=True,
-        stream_options=USAGE,
-        extra_headers={"x-fake-comment-delay": "0.3"},
-    )
-    chunks = [chunk async for chunk in stream]
-    (record,) = provider.get_conversation_history()
-    _assert_records(record, chunks, tools=False)
-    assert record["ttft_ms"] >= 300
+    assert record["ttft_ms"] >= least_ttft_ms
 
 
 def test_a_legacy_completion_stream_reads_the_same_after_it_was_counted(

@@ -458,8 +458,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._write_chunk(b"")
 
     def _write_chunk(self, data: bytes, size: int = 0) -> None:
-        for start in range(0, len(data), size) if size and data else (0,):
-            piece = data[start : start + size] if size else data
+        """Write `data` as one HTTP chunk, or as chunks of `size` bytes each, flushing every one."""
+        pieces = (
+            [data[start : start + size] for start in range(0, len(data), size)] if size and data else [data]
+        )
+        for piece in pieces:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.flush()
 
