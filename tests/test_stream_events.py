@@ -4,10 +4,12 @@ for an SDK whose streams read their events some other way than neatlogs expects.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import openai
@@ -15,6 +17,8 @@ import pytest
 
 import neatlogs
 from neatlogs._patch.openai import settle_chat_events
+from neatlogs._patch.openai_events import event_tap
+from neatlogs._record import CallRecord
 from neatlogs.openai import OpenAIProvider
 
 from .helpers import WEATHER_TOOL, assert_contract, tool_calls_seen
@@ -189,6 +193,36 @@ def test_a_legacy_completion_stream_reads_the_same_after_it_was_counted(
     assert record["usage"]["total_tokens"] == chunks[-1].usage.total_tokens > 0
 
 
+@pytest.mark.parametrize("decoder", ["orjson", "json"])
+def test_a_chat_streams_events_settle_the_same_with_either_json_decoder(
+    decoder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if decoder == "json":  # as without the `speedups` extra
+        monkeypatch.setattr(neatlogs._patch.openai, "_orjson", None)
+    events = [
+        json.dumps(
+            {
+                "id": "c1",
+                "model": "m",
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hé"}}],
+            }
+        ),
+        json.dumps({"id": "c1", "model": "m", "choices": [{"index": 0, "delta": {"content": "llo ✓"}}]}),
+        json.dumps(
+            {
+                "id": "c1",
+                "model": "m",
+                "choices": [],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+            }
+        ),
+        "[DONE]",
+    ]
+    kept = settle_chat_events(events)
+    assert kept[0][:2] == ("m", "c1") and kept[1] == "llo ✓"
+    assert kept[2][3] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+
 def test_counted_streams_do_not_keep_the_event_text_in_the_history(
     provider: OpenAIProvider, client: openai.OpenAI
 ) -> None:
@@ -231,3 +265,76 @@ def test_events_that_are_not_json_are_left_out_and_the_rest_still_read() -> None
     kept = settle_chat_events(events)
     assert kept[1:] == ["lo", " there"] and kept[0][0] == "m"
     assert settle_chat_events([*events[:2], json.dumps({"error": {"message": "boom"}})]) == kept[:2]
+
+
+# Byte streams as servers send them, each as the reads that bring it: the tapped decoder must yield
+# the very events the SDK's own decoder does, in every openai version. The first holds what is rare
+# in an OpenAI stream (comments, other fields, line ends, an unfinished last event); the second is
+# the common case, nothing but one-line `data: ` events, which neatlogs reads another way.
+_ODD_BODY = (
+    b": keep-alive\n\n"
+    b'data: {"a": 1}\n\n'
+    b"event: delta\nid: 7\nretry: 1500\ndata: first line\ndata: second line\n\n"
+    b"data: h\xc3\xa9llo \xe2\x9c\x93\n\n"  # UTF-8, cut across reads below
+    b"data: crlf\r\n\r\n"
+    b"data: cr\r\r"
+    b"data:no space\n\n"
+    b"data: [DONE]\n\n"
+    b"data: no blank line at the end"
+)
+_DATA_BODY = (
+    b"".join(b'data: {"n": %d, "text": "data: \xc3\xa9"}\n\n' % n for n in range(5)) + b"data: [DONE]\n\n"
+)
+
+
+def _reads(body: bytes) -> dict[str, list[bytes]]:
+    events = body.split(b"\n\n")
+    return {
+        "one-read": [body],
+        "event-per-read": [event + b"\n\n" for event in events[:-1]] + [events[-1]],
+        "3-byte-reads": [body[i : i + 3] for i in range(0, len(body), 3)],
+        "byte-reads": [body[i : i + 1] for i in range(len(body))],
+    }
+
+
+_READS = {
+    f"{name}-{how}": reads
+    for name, body in (("odd", _ODD_BODY), ("data-only", _DATA_BODY))
+    for how, reads in _reads(body).items()
+}
+
+
+def _tapped_stream() -> tuple[Any, CallRecord]:
+    decoder_class = openai._streaming.SSEDecoder
+    tap = event_tap(lambda data: data, decoder_class)  # settles into the events' data texts
+    assert tap is not None, "this openai version's decoder is not tapped"
+    stream = SimpleNamespace(_decoder=decoder_class())
+    record = CallRecord("openai", "chat", lambda record: {}, {}, True)
+    assert tap(stream, record) is record.chunks
+    return stream, record
+
+
+def _fields(events: list[Any]) -> list[tuple[Any, ...]]:
+    return [(e.event, e.data, e.id, e.retry) for e in events]
+
+
+@pytest.mark.parametrize("reads", _READS)
+def test_the_tapped_decoder_yields_the_sdks_events_and_keeps_their_data(reads: str) -> None:
+    expected = _fields(list(openai._streaming.SSEDecoder().iter_bytes(iter(_READS[reads]))))
+    assert len(expected) in (6, 7)  # of the odd body, the last event is unfinished
+
+    stream, record = _tapped_stream()
+    assert _fields(list(stream._decoder.iter_bytes(iter(_READS[reads])))) == expected
+    assert record.chunks.settle(record.chunks) == [data for _, data, _, _ in expected]
+    assert record.t_first is not None
+
+    async def read_async() -> list[Any]:
+        async def reads_of() -> AsyncIterator[bytes]:
+            for read in _READS[reads]:
+                yield read
+
+        return [event async for event in stream._decoder.aiter_bytes(reads_of())]
+
+    stream, record = _tapped_stream()
+    assert _fields(asyncio.run(read_async())) == expected
+    assert record.chunks.settle(record.chunks) == [data for _, data, _, _ in expected]

@@ -5,9 +5,14 @@ stream, `stream._decoder`, an `SSEDecoder`). A tapped stream gets a decoder of a
 keeps what it decodes on the record; nothing of it is read on the caller's thread. The record's
 reader, or the usage statistics' thread, turns it into events later (`RawChunks`).
 
-Where the decoder splits each network read into lines and hands them to `_decode_lines` (openai
-3.x), the tap keeps those lines, one call per read. Otherwise (openai 1.x, 2.x) it keeps each
-event's data as `decode(line)` completes it, one call per line.
+Where the decoder splits each network read into lines and decodes them in `_decode_lines` (openai
+3.x), the tap's `_decode_lines` keeps the read's lines and decodes them. Otherwise (openai 1.x, 2.x,
+whose `iter_bytes` / `aiter_bytes` cut the bytes into events with `_iter_chunks` / `_aiter_chunks`),
+its `iter_bytes` / `aiter_bytes` keep each event's bytes and decode them. Either way the tap's
+generator takes the place of the SDK's own, and decodes each line with the SDK's `decode`, so a tapped
+stream runs no more Python calls per read than an untapped one; keeping costs an append. (A test
+checks, for every openai version in the matrix, that both yield the very events the SDK's decoder
+does.)
 
 Why inside the decoder, in a subclass: wrapping the decoder's `iter_bytes` / `aiter_bytes` in a
 generator of ours adds a layer per event and, because the SDK leaves its async event generators
@@ -19,7 +24,7 @@ decoder code then loses CPython's specialised attribute reads.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from .._record import CallRecord, RawChunks
@@ -28,51 +33,74 @@ from .._record import CallRecord, RawChunks
 Settle = Callable[[list[str]], list[Any]]
 
 
-def _event_tap_class(decoder_class: Any) -> Any:
-    """A subclass of the SDK's decoder class that keeps every event's data on the record it serves."""
-    decode = decoder_class.decode
-
-    class TappedDecoder(decoder_class):  # type: ignore[misc,valid-type]
-        _neatlogs_tap: tuple[CallRecord, RawChunks]
-
-        def decode(self, line: str) -> Any:
-            event = decode(self, line)
-            if event is not None:
-                record, kept = self._neatlogs_tap
-                if not record.finished:  # a stream read on after its record ended keeps nothing more
-                    if not kept:
-                        record.t_first = time.perf_counter_ns()
-                    kept.append(event.data)
-            return event
-
-    return TappedDecoder
-
-
 def _line_tap_class(decoder_class: Any) -> Any:
-    """A subclass of the SDK's decoder class that keeps the lines of every network read."""
-    decode_lines = decoder_class._decode_lines
+    """A subclass of the SDK's decoder class (openai 3.x) that keeps the lines of every network read."""
 
     class LineTappedDecoder(decoder_class):  # type: ignore[misc,valid-type]
         _neatlogs_tap: tuple[CallRecord, RawChunks]
 
-        def _decode_lines(self, lines: Iterable[bytes]) -> Any:
+        def _decode_lines(self, lines: Iterable[bytes]) -> Iterator[Any]:
             record, kept = self._neatlogs_tap
-            if record.finished:  # a stream read on after its record ended keeps nothing more
-                return decode_lines(self, lines)
-            lines = list(lines)  # the SDK splits the read lazily; it decodes the same list below
-            if record.t_first is None:  # the first read with an event's data (not a comment)
-                for line in lines:
-                    if line[:5] == b"data:":
+            if not record.finished:  # a stream read on after its record ended keeps nothing more
+                # All of a read's lines at once: the SDK splits them lazily, which costs more.
+                lines = list(lines)
+                kept += lines
+            for line in lines:
+                event = self.decode(line.decode("utf-8"))
+                if event is not None:
+                    if record.t_first is None:  # the first event, not a `: keep-alive` comment
                         record.t_first = time.perf_counter_ns()
-                        break
-            kept += lines
-            return decode_lines(self, lines)
+                    yield event
 
     return LineTappedDecoder
 
 
-def _event_data(decoder_class: Any, lines: list[bytes]) -> list[str]:
-    """The data of the events in a stream's lines, decoded by a fresh decoder of the SDK's own."""
+def _chunk_tap_class(decoder_class: Any) -> Any:
+    """A subclass of the SDK's decoder class (openai 1.x, 2.x) that keeps the bytes of every event."""
+
+    # Each method decodes its events inline, as the SDK's do: a helper generator would add a level.
+    class ChunkTappedDecoder(decoder_class):  # type: ignore[misc,valid-type]
+        _neatlogs_tap: tuple[CallRecord, RawChunks]
+
+        def iter_bytes(self, iterator: Iterator[bytes]) -> Iterator[Any]:
+            record, kept = self._neatlogs_tap
+            for chunk in self._iter_chunks(iterator):
+                if not record.finished:  # a stream read on after its record ended keeps nothing more
+                    kept.append(chunk)
+                for line in chunk.splitlines():
+                    event = self.decode(line.decode("utf-8"))
+                    if event is not None:
+                        if record.t_first is None:  # the first event, not a `: keep-alive` comment
+                            record.t_first = time.perf_counter_ns()
+                        yield event
+
+        async def aiter_bytes(self, iterator: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+            record, kept = self._neatlogs_tap
+            async for chunk in self._aiter_chunks(iterator):
+                if not record.finished:
+                    kept.append(chunk)
+                for line in chunk.splitlines():
+                    event = self.decode(line.decode("utf-8"))
+                    if event is not None:
+                        if record.t_first is None:
+                            record.t_first = time.perf_counter_ns()
+                        yield event
+
+    return ChunkTappedDecoder
+
+
+def _event_data(decoder_class: Any, lines: Iterable[bytes]) -> list[str]:
+    """The data of the events in a stream's lines (the SDK's decoder made them, so none holds a line
+    break), as a fresh decoder of the SDK's own reads them."""
+    lines = list(lines)
+    # Most streams are nothing but one-line `data: ` events, each ended by one blank line: those are
+    # read with bytes methods, at a third of the cost of decoding line by line on the thread that
+    # settles streams. Anything else (comments, other fields, an unfinished last event) is decoded.
+    data_lines = lines[0::2]
+    if len(lines) % 2 == 0 and not any(lines[1::2]):
+        joined = b"\n".join(data_lines)  # no line holds a line break, so each `\ndata: ` starts one
+        if joined[:6] == b"data: " and joined.count(b"\ndata: ") == len(data_lines) - 1:
+            return joined[6:].decode("utf-8", errors="replace").split("\ndata: ")
     decoder = decoder_class()
     data = []
     for line in lines:
@@ -82,19 +110,29 @@ def _event_data(decoder_class: Any, lines: list[bytes]) -> list[str]:
     return data
 
 
-def event_tap(settle: Settle, decoder_class: Any) -> Callable[[Any, CallRecord], RawChunks | None]:
+def _lines_of(chunks: list[bytes]) -> Iterator[bytes]:
+    for chunk in chunks:
+        yield from chunk.splitlines()
+
+
+def event_tap(settle: Settle, decoder_class: Any) -> Callable[[Any, CallRecord], RawChunks | None] | None:
     """A `CallKind.tap` for OpenAI streams decoded by `decoder_class` (the SDK's `SSEDecoder`), whose
-    events' data `settle` turns into the reader's chunks."""
-    settle_kept: Callable[[list[Any]], list[Any]]
+    events' data `settle` turns into the reader's chunks; None for a decoder it does not know."""
+    settle_kept: Callable[[list[bytes]], list[Any]]
     if callable(getattr(decoder_class, "_decode_lines", None)):
         tapped_class = _line_tap_class(decoder_class)
 
         def settle_kept(lines: list[bytes]) -> list[Any]:
             return settle(_event_data(decoder_class, lines))
 
-    else:
-        tapped_class = _event_tap_class(decoder_class)
-        settle_kept = settle
+    elif all(callable(getattr(decoder_class, name, None)) for name in ("_iter_chunks", "_aiter_chunks")):
+        tapped_class = _chunk_tap_class(decoder_class)
+
+        def settle_kept(chunks: list[bytes]) -> list[Any]:
+            return settle(_event_data(decoder_class, _lines_of(chunks)))
+
+    else:  # a decoder we do not know: the proxy keeps the stream's chunks instead
+        return None
 
     def tap(stream: Any, record: CallRecord) -> RawChunks | None:
         # Only the SDK's own decoder, still unused (the stream is not read yet): a fresh tapped one
