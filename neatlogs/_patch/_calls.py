@@ -16,13 +16,24 @@ from .._recorder import submit
 from ._patchset import PatchSet
 from .streams import Compact, Finish, TracedAsyncStream, TracedStream
 
-# What a `CallKind.keep` returns when the provider finishes the record itself, later (a raw response
-# whose body the caller has yet to read).
-DEFERRED: Any = object()
+
+class Deferred:
+    """What a `CallKind.keep` returns when the provider finishes the record itself, later (a raw
+    response whose body the caller has yet to read): what the caller gets in place of the result."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
 
 
 def _keep_result(result: Any, record: CallRecord, finish: Finish) -> Any:
     return result
+
+
+# OpenTelemetry's "suppress instrumentation" flag: set by exporters (ours included) and by callers
+# that want a block of code untraced.
+_SUPPRESS_KEY = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class CallKind:
     stream_kind: Callable[[Any], str | None]
     # the call's kwargs -> a snapshot safe to read later (lists copied, generators materialised)
     snapshot: Callable[[dict[str, Any]], dict[str, Any]]
-    # a finished (non-stream) result -> what the record keeps for its reader, or DEFERRED
+    # a finished (non-stream) result -> what the record keeps for its reader, or `Deferred`
     keep: Callable[[Any, CallRecord, Finish], Any] = _keep_result
     # what usage statistics need, read cheaply (see `_record.Quick`); None: the full reader is used
     quick: Quick | None = None
@@ -51,12 +62,48 @@ class CallKind:
     # pass on, which the proxy then reads directly (see `streams._TracedProxy`), or None
     source: Callable[[Any, str], Any] | None = None
 
+    # `start` and `complete` run on every traced call: their work is inline, not in helpers.
     def start(self, instance: Any, args: Any, kwargs: dict[str, Any]) -> Started | None:
-        record = _begin(self, instance, kwargs)
-        return None if record is None else (record, args)
+        if IN_TRACED_CALL.get():
+            return None  # made by a call that is itself traced (LiteLLM -> OpenAI, a helper -> create)
+        try:
+            current = otel_context.get_current()
+            if _SUPPRESS_KEY is not None and current.get(_SUPPRESS_KEY):
+                return None
+            client = self.client_of(instance)
+            request = self.snapshot(kwargs)
+            record = CallRecord(
+                self.provider, self.operation, self.reader, request, bool(kwargs.get("stream")), client
+            )
+            record.quick = self.quick
+            record.context = current  # the parent of this call's span, whichever thread exports it
+            record.scope = CURRENT_SCOPE.get()
+            return record, args
+        except Exception:
+            log_internal_error(f"starting a {self.provider} {self.operation} record")
+            return None
 
     def complete(self, patch: PatchSet, record: CallRecord, result: Any) -> Any:
-        return _complete(patch, self, record, result)
+        try:
+            record.route = patch.recorders
+            stream = self.stream_kind(result)
+            if stream is not None:
+                # Only the HTTP headers (request id) are read later; the stream itself is not kept.
+                record.response = getattr(getattr(result, "response", None), "headers", None)
+                tapped = self.tap(result, record) if self.tap is not None else None
+                source = self.source(result, stream) if self.source is not None else None
+                proxy = TracedStream if stream == "sync" else TracedAsyncStream
+                return proxy(result, record, submit, self.compact, tapped, source)
+            kept = self.keep(result, record, submit)
+            if type(kept) is Deferred:
+                return kept.result
+            record.t_end = time.perf_counter_ns()
+            record.finished = True
+            record.response = kept
+            submit(record)
+        except Exception:
+            log_internal_error(f"recording a {self.provider} {self.operation} call")
+        return result
 
 
 # (the record, the positional arguments to call the SDK with)
@@ -71,30 +118,10 @@ class Traceable(Protocol):
     def complete(self, patch: PatchSet, record: CallRecord, result: Any) -> Any: ...
 
 
-# OpenTelemetry's "suppress instrumentation" flag: set by exporters (ours included) and by callers
-# that want a block of code untraced.
-_SUPPRESS_KEY = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
-
-
 def _begin(kind: CallKind, instance: Any, kwargs: dict[str, Any]) -> CallRecord | None:
-    if IN_TRACED_CALL.get():
-        return None  # made by a call that is itself traced (LiteLLM -> OpenAI, a helper -> create)
-    try:
-        current = otel_context.get_current()
-        if _SUPPRESS_KEY is not None and current.get(_SUPPRESS_KEY):
-            return None
-        client = kind.client_of(instance)
-        request = kind.snapshot(kwargs)
-        record = CallRecord(
-            kind.provider, kind.operation, kind.reader, request, bool(kwargs.get("stream")), client
-        )
-        record.quick = kind.quick
-        record.context = current  # the parent of this call's span, whichever thread exports it
-        record.scope = CURRENT_SCOPE.get()
-        return record
-    except Exception:
-        log_internal_error(f"starting a {kind.provider} {kind.operation} record")
-        return None
+    """A record begun as `kind.start` begins one, or None when the call is not traced."""
+    started = kind.start(instance, (), kwargs)
+    return None if started is None else started[0]
 
 
 def _fail(patch: PatchSet, record: CallRecord, exc: BaseException) -> None:
@@ -107,29 +134,6 @@ def _fail(patch: PatchSet, record: CallRecord, exc: BaseException) -> None:
         submit(record)
     except Exception:
         log_internal_error("recording a failed call")
-
-
-def _complete(patch: PatchSet, kind: CallKind, record: CallRecord, result: Any) -> Any:
-    try:
-        record.route = patch.recorders
-        stream = kind.stream_kind(result)
-        if stream is not None:
-            # Only the HTTP headers (request id) are read later; the stream object itself is not kept.
-            record.response = getattr(getattr(result, "response", None), "headers", None)
-            tapped = kind.tap(result, record) if kind.tap is not None else None
-            source = kind.source(result, stream) if kind.source is not None else None
-            proxy = TracedStream if stream == "sync" else TracedAsyncStream
-            return proxy(result, record, submit, kind.compact, tapped, source)
-        kept = kind.keep(result, record, submit)
-        if kept is DEFERRED:
-            return result
-        record.t_end = time.perf_counter_ns()
-        record.finished = True
-        record.response = kept
-        submit(record)
-    except Exception:
-        log_internal_error(f"recording a {kind.provider} {kind.operation} call")
-    return result
 
 
 def sync_wrapper(kind: Traceable) -> Callable[[PatchSet], Callable[..., Any]]:

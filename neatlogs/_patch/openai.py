@@ -86,6 +86,24 @@ class CompactChat(NamedTuple):
         return self.request_id
 
 
+def _usage_attributes(usage: Any) -> dict[str, Any] | None:
+    """What `_usage` reads, read as attributes only (the caller's thread: one call, not one a field)."""
+    if usage is None:
+        return None
+    result: dict[str, Any] = {
+        "prompt_tokens": getattr(usage, "prompt_tokens", None),
+        "completion_tokens": getattr(usage, "completion_tokens", None),
+        "total_tokens": getattr(usage, "total_tokens", None),
+    }
+    cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None)
+    if cached is not None:
+        result["cached_tokens"] = cached
+    reasoning = getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None)
+    if reasoning is not None:
+        result["reasoning_tokens"] = reasoning
+    return result
+
+
 def _tool_call(call: Any) -> tuple[Any, Any, Any, Any]:
     function = getattr(call, "function", None)  # None for a custom tool: no name or arguments
     return (
@@ -131,7 +149,7 @@ def compact_chat_completion(body: Any) -> Any:
         getattr(body, "id", None),
         getattr(body, "system_fingerprint", None),
         request_id if isinstance(request_id, str) else None,
-        _usage(getattr(body, "usage", None)),
+        _usage_attributes(getattr(body, "usage", None)),
         tuple(compact),
     )
 
@@ -441,8 +459,7 @@ def _targets() -> list[Target]:
     legacy = _find("openai._legacy_response", "LegacyAPIResponse")
     api_response = _find("openai._response", "APIResponse")
     async_api_response = _find("openai._response", "AsyncAPIResponse")
-    deferred = tuple(cls for cls in (api_response, async_api_response) if cls is not None)
-    raw = RawResponses(legacy, deferred, (sync_stream, async_stream))
+    raw = RawResponses(legacy, api_response, async_api_response, (sync_stream, async_stream))
 
     def keep_chat(result: Any, record: CallRecord, finish: Finish) -> Any:
         kept = raw.keep(result, record, finish)
@@ -498,11 +515,6 @@ def _targets() -> list[Target]:
     targets += _method(_find("openai.resources.embeddings", "Embeddings"), "create", embeddings_sync)
     targets += _method(_find("openai.resources.embeddings", "AsyncEmbeddings"), "create", embeddings_async)
 
-    targets += _method(legacy, "parse", raw.parse_wrapper)  # synchronous for both clients
-    targets += _method(api_response, "parse", raw.parse_wrapper)
-    targets += _method(api_response, "close", raw.close_wrapper)
-    targets += _method(async_api_response, "parse", raw.async_parse_wrapper)
-    targets += _method(async_api_response, "close", raw.async_close_wrapper)
     for module, sync_name, async_name in (
         ("openai.lib.streaming.chat", "ChatCompletionStream", "AsyncChatCompletionStream"),
         ("openai.lib.streaming.responses", "ResponseStream", "AsyncResponseStream"),

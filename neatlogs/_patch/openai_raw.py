@@ -13,9 +13,11 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import wrapt
+
 from .._log import log_internal_error
 from .._record import CallRecord
-from ._calls import DEFERRED
+from ._calls import Deferred
 from ._patchset import PatchSet
 from .streams import Finish, TracedAsyncStream, TracedStream, end_incomplete, finalise
 
@@ -81,103 +83,89 @@ class _Pending:
         self._release()
 
 
+class _TracedRaw(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+    """A raw response whose record waits for the caller (`isinstance` still holds): its `parse()`
+    ends the record, or returns a traced stream that will."""
+
+    def __init__(self, wrapped: Any, pending: _Pending, streams: tuple[type, type]) -> None:
+        super().__init__(wrapped)
+        self._self_pending = pending
+        self._self_streams = streams
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_adopt(self.__wrapped__.parse(*args, **kwargs))
+
+    def _self_adopt(self, result: Any) -> Any:
+        try:
+            return self._self_pending.adopt(result, self._self_streams)
+        except Exception:
+            log_internal_error("tracing a raw response's parse()")
+            return result
+
+
+class _TracedClosableRaw(_TracedRaw):
+    """A raw response with a `close()` (not the legacy one), which ends its record too."""
+
+    def close(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.__wrapped__.close(*args, **kwargs)
+        finally:
+            _closed(self._self_pending, self.__wrapped__)
+
+
+class _TracedAsyncRaw(_TracedRaw):
+    """An async raw response: `parse()` and `close()` are coroutines, as the SDK's are."""
+
+    async def parse(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_adopt(await self.__wrapped__.parse(*args, **kwargs))
+
+    async def close(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await self.__wrapped__.close(*args, **kwargs)
+        finally:
+            _closed(self._self_pending, self.__wrapped__)
+
+
 class RawResponses:
-    """Tracks the raw responses whose records are deferred; one per installed patch set."""
+    """Defers the records of raw responses: the caller gets each in a proxy that ends its record.
+
+    Proxies rather than wrapping the response classes' `parse()`: the SDK parses every answer with it,
+    and a class-level wrapper would cost every call for the few that are raw.
+    """
 
     def __init__(
-        self, legacy: type | None, deferred: tuple[type, ...], stream_classes: tuple[type, type]
+        self,
+        legacy: type | None,
+        sync_response: type | None,
+        async_response: type | None,
+        stream_classes: tuple[type, type],
     ) -> None:
         self._legacy: Any = legacy
-        self._deferred: Any = deferred
+        self._proxies: tuple[tuple[Any, type[_TracedRaw]], ...] = tuple(
+            (cls, proxy)
+            for cls, proxy in ((async_response, _TracedAsyncRaw), (sync_response, _TracedClosableRaw))
+            if cls is not None
+        )
         self._streams = stream_classes
-        self._pending: weakref.WeakKeyDictionary[Any, _Pending] = weakref.WeakKeyDictionary()
 
     def keep(self, result: Any, record: CallRecord, finish: Finish) -> Any:
-        """The `CallKind.keep` hook: what a record keeps of a finished result, or DEFERRED."""
+        """The `CallKind.keep` hook: what a record keeps of a finished result, or `Deferred`."""
         legacy = self._legacy
         if legacy is not None and isinstance(result, legacy):
             if not record.stream:
                 http = result.http_response
                 return RawResult(http.headers, http)  # the SDK has read this body already
-        elif not (self._deferred and isinstance(result, self._deferred)):
-            return result
+            proxy: type[_TracedRaw] = _TracedRaw  # a raw stream; LegacyAPIResponse has no close()
+        else:
+            found = next((proxy for cls, proxy in self._proxies if isinstance(result, cls)), None)
+            if found is None:
+                return result
+            proxy = found
         headers = result.http_response.headers
         record.response = RawResult(headers)
         collected = weakref.finalize(result, finalise, record, finish, "incomplete", None)
         collected.atexit = False  # an abandoned response at exit is not worth a record mid-shutdown
-        self._pending[result] = _Pending(record, finish, headers, collected)
-        return DEFERRED
-
-    def parse_wrapper(self, patch: PatchSet) -> Callable[..., Any]:
-        """wrapt wrapper for a synchronous `.parse()`."""
-        deferred, pending_of, streams = self._pending, self._pending.get, self._streams
-
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            # The SDK parses every answer through here: an empty table costs one len().
-            pending = pending_of(instance) if deferred else None
-            if pending is None:
-                return wrapped(*args, **kwargs)
-            result = wrapped(*args, **kwargs)
-            try:
-                return pending.adopt(result, streams)
-            except Exception:
-                log_internal_error("tracing a raw response's parse()")
-                return result
-
-        return wrapper
-
-    def async_parse_wrapper(self, patch: PatchSet) -> Callable[..., Any]:
-        """wrapt wrapper for an `async def parse()`: the caller still gets one coroutine to await."""
-        deferred, pending_of, streams = self._pending, self._pending.get, self._streams
-
-        async def adopt_later(coroutine: Any, pending: _Pending) -> Any:
-            result = await coroutine
-            try:
-                return pending.adopt(result, streams)
-            except Exception:
-                log_internal_error("tracing a raw response's parse()")
-                return result
-
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            pending = pending_of(instance) if deferred else None
-            if pending is None:
-                return wrapped(*args, **kwargs)
-            return adopt_later(wrapped(*args, **kwargs), pending)
-
-        return wrapper
-
-    def close_wrapper(self, patch: PatchSet) -> Callable[..., Any]:
-        """wrapt wrapper for a synchronous `.close()` of a raw response."""
-        deferred, pending_of = self._pending, self._pending.get
-
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            pending = pending_of(instance) if deferred else None
-            if pending is None:
-                return wrapped(*args, **kwargs)
-            try:
-                return wrapped(*args, **kwargs)
-            finally:
-                _closed(pending, instance)
-
-        return wrapper
-
-    def async_close_wrapper(self, patch: PatchSet) -> Callable[..., Any]:
-        """wrapt wrapper for an `async def close()` of a raw response."""
-        deferred, pending_of = self._pending, self._pending.get
-
-        async def close_then(coroutine: Any, pending: _Pending, instance: Any) -> Any:
-            try:
-                return await coroutine
-            finally:
-                _closed(pending, instance)
-
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            pending = pending_of(instance) if deferred else None
-            if pending is None:
-                return wrapped(*args, **kwargs)
-            return close_then(wrapped(*args, **kwargs), pending, instance)
-
-        return wrapper
+        return Deferred(proxy(result, _Pending(record, finish, headers, collected), self._streams))
 
 
 def _closed(pending: _Pending, response: Any) -> None:
