@@ -14,6 +14,7 @@ import datetime
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -35,15 +36,35 @@ Tally = tuple[str, "dict[str, Any] | None", tuple[int | None, int | None, int, i
 
 
 class RawChunks(list):  # type: ignore[type-arg]
-    """A stream's events as the wire had them (its lines, or each event's JSON text), kept on the
-    caller's thread, where keeping them costs less than reading the SDK's chunks. `settle(self)` turns
-    them into what the provider's reader reads; off the caller's thread (see `CallRecord.settle`)."""
+    """A stream's lines as the wire had them, kept on the caller's thread, where keeping them costs
+    less than reading the SDK's chunks. Off the caller's thread, `settle(lines)` turns them into what
+    the provider's reader reads, and `ends(lines)` into the first and last of those only (all that
+    usage statistics read); see `CallRecord.tally`."""
 
-    __slots__ = ("settle",)
+    __slots__ = ("ends", "settle")
 
-    def __init__(self, settle: Callable[[list[Any]], list[Any]]) -> None:
+    def __init__(
+        self, settle: Callable[[list[bytes]], list[Any]], ends: Callable[[list[bytes]], list[Any]]
+    ) -> None:
         super().__init__()
         self.settle = settle
+        self.ends = ends
+
+
+class PackedChunks:
+    """A counted stream's lines, compressed: what a record keeps of them until it is read. Packing
+    runs in C (no Python object per line or event is made or kept, and the collector never walks
+    it); settling, which decodes every event, waits for a reader."""
+
+    __slots__ = ("packed", "settle")
+
+    def __init__(self, lines: RawChunks) -> None:
+        self.settle = lines.settle
+        self.packed = zlib.compress(b"\n".join(lines), 1) if lines else b""
+
+    def lines(self) -> list[bytes]:
+        """The lines as they were kept (none holds a line break)."""
+        return zlib.decompress(self.packed).split(b"\n") if self.packed else []
 
 
 # Guards building the raw dict (the reader reads SDK objects, then they are released). Views are built
@@ -139,7 +160,7 @@ class CallRecord:
         self.stream = stream
         self.client = client  # the SDK client, read only by the provider's reader
         self.response: Any = None
-        self.chunks: list[Any] = []
+        self.chunks: list[Any] | PackedChunks = []
         self.error: BaseException | None = None
         self.status = "success"
         self.finished = False
@@ -276,23 +297,26 @@ class CallRecord:
 
     def stream_chunks(self) -> list[Any]:
         """The chunks a stream kept, for its reader (which runs under the conversion lock): raw
-        events (`RawChunks`) are settled first, in place, so that they are decoded once."""
+        (`RawChunks`) or packed (`PackedChunks`) lines are settled first, in place, so that they are
+        decoded once."""
         chunks = self.chunks
-        if type(chunks) is RawChunks:
+        if isinstance(chunks, PackedChunks):
+            chunks = self.chunks = chunks.settle(chunks.lines())
+        elif type(chunks) is RawChunks:
             chunks = self.chunks = chunks.settle(chunks)
         return chunks
 
-    def settle(self) -> None:
-        """Replace raw stream events (`RawChunks`) by the provider's compact chunks: the same content
-        in less memory, for a record the history keeps. Off the caller's thread; once."""
-        if type(self.chunks) is not RawChunks:
+    def _pack(self, lines: RawChunks) -> None:
+        # Off the caller's thread, once counted: the history may keep the record for long, and
+        # decoding every event for it would cost more than anything else neatlogs does per stream.
+        try:
+            packed = PackedChunks(lines)
+        except Exception:
+            log_internal_error(f"keeping a {self.provider} {self.operation} stream")
             return
-        with _CONVERT_LOCK:  # a reader on another thread settles them the same way, under the lock
-            if self._facts is None:
-                try:
-                    self.stream_chunks()
-                except Exception:
-                    log_internal_error(f"reading a {self.provider} {self.operation} stream")
+        with _CONVERT_LOCK:  # a reader on another thread may have settled them meanwhile
+            if self.chunks is lines and self._facts is None:
+                self.chunks = packed
 
     def tally(self) -> Tally:
         """(model, usage, token counts, cost): read with the provider's quick reader where it can,
@@ -300,12 +324,19 @@ class CallRecord:
         source = self._source
         if source is not None:
             return source.tally()
-        self.settle()
         quick = self.quick
         request, response, chunks = self.request, self.response, self.chunks
+        if type(chunks) is RawChunks:  # a tapped stream: its first and last chunks, then packed
+            lines = chunks
+            try:
+                chunks = lines.ends(lines)
+            except Exception:
+                log_internal_error(f"reading a {self.provider} {self.operation} stream")
+                quick = None
+            self._pack(lines)
         # Conversion sets `_facts` before it lets the SDK objects go: seen unset here, the three
         # references above are still the call's own.
-        if quick is not None and self._facts is None and type(chunks) is not RawChunks:
+        if quick is not None and self._facts is None and isinstance(chunks, list):
             try:
                 read = quick(response, chunks, self.stream)
                 if read is not None:

@@ -101,7 +101,7 @@ def _stream_cost(chunks: list[Any]) -> Any:
 
 def read_litellm_chat(record: CallRecord) -> dict[str, Any]:
     """Contract fields of a `litellm.completion/acompletion` call, with LiteLLM's provider and cost."""
-    chunks = record.chunks
+    chunks = record.stream_chunks()
     fields = read_chat(record)
     hidden = _hidden(record)
     request = fields.get("request")

@@ -8,7 +8,7 @@ reader, or the usage statistics' thread, turns it into events later (`RawChunks`
 Where the decoder splits each network read into lines and decodes them in `_decode_lines` (openai
 3.x), the tap's `_decode_lines` keeps the read's lines and decodes them. Otherwise (openai 1.x, 2.x,
 whose `iter_bytes` / `aiter_bytes` cut the bytes into events with `_iter_chunks` / `_aiter_chunks`),
-its `iter_bytes` / `aiter_bytes` keep each event's bytes and decode them. Either way the tap's
+its `iter_bytes` / `aiter_bytes` keep each event's lines and decode them. Either way the tap's
 generator takes the place of the SDK's own, and decodes each line with the SDK's `decode`, so a tapped
 stream runs no more Python calls per read than an untapped one; keeping costs an append. (A test
 checks, for every openai version in the matrix, that both yield the very events the SDK's decoder
@@ -56,7 +56,7 @@ def _line_tap_class(decoder_class: Any) -> Any:
 
 
 def _chunk_tap_class(decoder_class: Any) -> Any:
-    """A subclass of the SDK's decoder class (openai 1.x, 2.x) that keeps the bytes of every event."""
+    """A subclass of the SDK's decoder class (openai 1.x, 2.x) that keeps the lines of every event."""
 
     # Each method decodes its events inline, as the SDK's do: a helper generator would add a level.
     class ChunkTappedDecoder(decoder_class):  # type: ignore[misc,valid-type]
@@ -65,9 +65,10 @@ def _chunk_tap_class(decoder_class: Any) -> Any:
         def iter_bytes(self, iterator: Iterator[bytes]) -> Iterator[Any]:
             record, kept = self._neatlogs_tap
             for chunk in self._iter_chunks(iterator):
+                lines = chunk.splitlines()
                 if not record.finished:  # a stream read on after its record ended keeps nothing more
-                    kept.append(chunk)
-                for line in chunk.splitlines():
+                    kept += lines
+                for line in lines:
                     event = self.decode(line.decode("utf-8"))
                     if event is not None:
                         if record.t_first is None:  # the first event, not a `: keep-alive` comment
@@ -77,9 +78,10 @@ def _chunk_tap_class(decoder_class: Any) -> Any:
         async def aiter_bytes(self, iterator: AsyncIterator[bytes]) -> AsyncIterator[Any]:
             record, kept = self._neatlogs_tap
             async for chunk in self._aiter_chunks(iterator):
+                lines = chunk.splitlines()
                 if not record.finished:
-                    kept.append(chunk)
-                for line in chunk.splitlines():
+                    kept += lines
+                for line in lines:
                     event = self.decode(line.decode("utf-8"))
                     if event is not None:
                         if record.t_first is None:
@@ -110,36 +112,31 @@ def _event_data(decoder_class: Any, lines: Iterable[bytes]) -> list[str]:
     return data
 
 
-def _lines_of(chunks: list[bytes]) -> Iterator[bytes]:
-    for chunk in chunks:
-        yield from chunk.splitlines()
-
-
 def event_tap(settle: Settle, decoder_class: Any) -> Callable[[Any, CallRecord], RawChunks | None] | None:
     """A `CallKind.tap` for OpenAI streams decoded by `decoder_class` (the SDK's `SSEDecoder`), whose
     events' data `settle` turns into the reader's chunks; None for a decoder it does not know."""
-    settle_kept: Callable[[list[bytes]], list[Any]]
     if callable(getattr(decoder_class, "_decode_lines", None)):
         tapped_class = _line_tap_class(decoder_class)
-
-        def settle_kept(lines: list[bytes]) -> list[Any]:
-            return settle(_event_data(decoder_class, lines))
-
     elif all(callable(getattr(decoder_class, name, None)) for name in ("_iter_chunks", "_aiter_chunks")):
         tapped_class = _chunk_tap_class(decoder_class)
-
-        def settle_kept(chunks: list[bytes]) -> list[Any]:
-            return settle(_event_data(decoder_class, _lines_of(chunks)))
-
     else:  # a decoder we do not know: the proxy keeps the stream's chunks instead
         return None
+
+    def settle_kept(lines: list[bytes]) -> list[Any]:
+        return settle(_event_data(decoder_class, lines))
+
+    def ends_kept(lines: list[bytes]) -> list[Any]:
+        # The first event and the last few (the very last may be an error event, which `settle`
+        # leaves out), settled together so that they read as they do among all of them.
+        events = [data for data in _event_data(decoder_class, lines) if data[:1] == "{"]
+        return settle(events if len(events) <= 4 else events[:1] + events[-3:])
 
     def tap(stream: Any, record: CallRecord) -> RawChunks | None:
         # Only the SDK's own decoder, still unused (the stream is not read yet): a fresh tapped one
         # replaces it. Any other decoder: the proxy keeps the stream's chunks instead.
         if type(getattr(stream, "_decoder", None)) is not decoder_class:
             return None
-        kept = RawChunks(settle_kept)
+        kept = RawChunks(settle_kept, ends_kept)
         decoder = tapped_class()
         decoder._neatlogs_tap = (record, kept)
         stream._decoder = decoder

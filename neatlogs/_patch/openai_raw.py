@@ -146,10 +146,13 @@ class RawResponses:
             for cls, proxy in ((async_response, _TracedAsyncRaw), (sync_response, _TracedClosableRaw))
             if cls is not None
         )
+        self._raw_types = tuple(cls for cls in (legacy, sync_response, async_response) if cls is not None)
         self._streams = stream_classes
 
     def keep(self, result: Any, record: CallRecord, finish: Finish) -> Any:
         """The `CallKind.keep` hook: what a record keeps of a finished result, or `Deferred`."""
+        if not isinstance(result, self._raw_types):  # most calls: one check
+            return result
         legacy = self._legacy
         if legacy is not None and isinstance(result, legacy):
             if not record.stream:

@@ -148,8 +148,9 @@ def read_responses(record: CallRecord) -> dict[str, Any]:
     fields = request_fields(record)
     fields["prompt"] = fields["request"].get("input")
     body, headers = payload(record)
-    if record.chunks:
-        fields.update(_from_events(record.chunks))
+    events = record.stream_chunks()
+    if events:
+        fields.update(_from_events(events))
     elif body is not None and get(body, "output") is not None:
         fields.update(_from_response(body))
     if record.error is not None:

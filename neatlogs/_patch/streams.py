@@ -191,7 +191,7 @@ def keep_chunk(record: CallRecord, chunk: Any, compact: Compact | None = None) -
     one stamps the time to first chunk. A stream read on after its record ended keeps nothing more."""
     if record.finished:
         return
-    kept = record.chunks
+    kept: list[Any] = record.chunks  # type: ignore[assignment]  # packed only once finished
     if not kept:
         record.t_first = time.perf_counter_ns()
     if compact is None:
