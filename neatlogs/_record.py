@@ -123,6 +123,7 @@ class CallRecord:
         "prices",
         "provider",
         "quick",
+        "read_by_sink",
         "reader",
         "request",
         "response",
@@ -172,6 +173,7 @@ class CallRecord:
         self.capture: CaptureSettings = DEFAULT_SETTINGS  # set by the recorder that delivers the record
         self.is_copy = False
         self.sampled = True  # False once a recorder's sample rate left it out of the sinks that sample
+        self.read_by_sink = False  # True once handed to a sink that reads every record (exporter, OTel)
         self.route: tuple[Any, ...] = ()  # the recorders it is delivered to (`_recorder.submit`)
         self._raw: dict[str, Any] | None = None
         self._facts: dict[str, Any] | None = None
@@ -221,6 +223,7 @@ class CallRecord:
         twin.capture, twin.prices, twin.is_copy, twin.sampled = self.capture, self.prices, True, self.sampled
         twin.response, twin.chunks, twin.request = None, [], {}  # only `source` reads them
         twin.quick = None
+        twin.read_by_sink = self.read_by_sink
         twin._raw = twin._facts = twin._full = twin._meta = None
         twin._source, twin._view = source, mode
         return twin
@@ -333,7 +336,8 @@ class CallRecord:
             except Exception:
                 log_internal_error(f"reading a {self.provider} {self.operation} stream")
                 quick = None
-            self._pack(lines)
+            if not self.read_by_sink:  # else a sink's thread decodes it soon: packing would be wasted
+                self._pack(lines)
         # Conversion sets `_facts` before it lets the SDK objects go: seen unset here, the three
         # references above are still the call's own.
         if quick is not None and self._facts is None and isinstance(chunks, list):

@@ -70,7 +70,8 @@ class Recorder:
                 sink.emit(record)
             except Exception:
                 log_internal_error(f"sink {type(sink).__name__}")
-        if sampled:
+        if sampled and self._sampled:
+            record.read_by_sink = True
             for sink in self._sampled:
                 try:
                     sink.emit(record)

@@ -223,10 +223,14 @@ def test_a_chat_streams_events_settle_the_same_with_either_json_decoder(
     assert kept[2][3] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 
 
-def _holds_event_text(filename: str) -> bool:
-    # where the SDK splits and decodes events, and where neatlogs keeps what it kept of them (not
-    # the fake server's own allocations)
-    return filename.endswith("_streaming.py") or ("/neatlogs/" in filename and "/_testing/" not in filename)
+# Where the SDK splits and decodes events, and where neatlogs keeps what it kept of them (packed
+# lines, or the compact chunks they settle into).
+_KEEPS_EVENT_TEXT = (
+    "_streaming.py",
+    "/neatlogs/_record.py",
+    "/neatlogs/_patch/openai_events.py",
+    "/neatlogs/_patch/openai.py",
+)
 
 
 def test_counted_streams_do_not_keep_the_event_text_in_the_history(
@@ -252,7 +256,7 @@ def test_counted_streams_do_not_keep_the_event_text_in_the_history(
         held = sum(
             stat.size
             for stat in tracemalloc.take_snapshot().statistics("filename")
-            if _holds_event_text(stat.traceback[0].filename)
+            if stat.traceback[0].filename.endswith(_KEEPS_EVENT_TEXT)
         )
     finally:
         tracemalloc.stop()
