@@ -3,7 +3,8 @@
 One process, the SDK on an in-process mock transport (no sockets), the same calls made
 uninstrumented and instrumented in many short alternating rounds (plain-traced, then traced-plain,
 so that drift cancels out); "added" is the median over rounds of the traced round's time per call
-minus its paired plain round's.
+minus its paired plain round's, and the ratio is 1 + added / untraced (a ratio of the two medians
+would mix in the drift that pairing removes).
 
     python benchmarks/overhead.py [--calls 60] [--rounds 30] [--chunks 20] [--otel] [--exporter]
                                   [--processes 5]
@@ -250,7 +251,7 @@ def _run_processes(args: argparse.Namespace) -> None:
         each = " / ".join(f"{row['added']:+.1f}" for row in rows)
         print(
             f"| {rows[0]['setup']} | {rows[0]['call']} | {base:.1f} | {traced:.1f} | {added:+.1f} | "
-            f"{traced / base:.3f} | {each} |"
+            f"{1 + added / base:.3f} | {each} |"
         )
 
 
@@ -345,7 +346,7 @@ def _run(args: argparse.Namespace, endpoint: str | None) -> None:
             background = statistics.fmean(t[2] for t in traced) - statistics.fmean(t[2] for t in plain)
             say(
                 f"| {setup_name} | {name} | {base:.1f} | {with_neatlogs:.1f} | "
-                f"{statistics.median(added):+.1f} | {with_neatlogs / base:.3f} | "
+                f"{statistics.median(added):+.1f} | {1 + statistics.median(added) / base:.3f} | "
                 f"{statistics.median(added_cpu):+.1f} | {background:+.1f} |"
             )
             if args.json:
