@@ -50,6 +50,22 @@ def _tokens_counted() -> int:
     return model.get("total_tokens", 0)
 
 
+def _stream_chat(client: openai.OpenAI, tools: bool, headers: dict[str, str]) -> list[Any]:
+    """A streamed chat answer (with usage), read whole: text, or tool calls."""
+    extra: dict[str, Any] = {"tools": [WEATHER_TOOL]} if tools else {}
+    messages = [{"role": "user", "content": "weather in Paris and in Rome?" if tools else "hello"}]
+    return list(
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=messages,
+            stream=True,
+            stream_options=USAGE,
+            extra_headers=headers,
+            **extra,
+        )
+    )
+
+
 @pytest.fixture
 def bypassed_tap(monkeypatch: pytest.MonkeyPatch) -> None:
     """Streams that decode their events with a decoder of their own making, not `self._decoder`:
@@ -71,20 +87,9 @@ def bypassed_tap(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_streamed_answer_reads_the_same_whether_counted_or_read_first(
     provider: OpenAIProvider, client: openai.OpenAI, tools: bool, counted_first: bool
 ) -> None:
-    extra: dict[str, Any] = {"tools": [WEATHER_TOOL]} if tools else {}
-    messages = [{"role": "user", "content": "weather in Paris and in Rome?" if tools else "hello"}]
     tokens_before = _tokens_counted()
-    chunks = list(
-        client.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=messages,
-            stream=True,
-            stream_options=USAGE,
-            extra_headers={"x-fake-chunks": "12"},
-            **extra,
-        )
-    )
-    if counted_first:  # the statistics' thread compacts the kept events before anyone reads them
+    chunks = _stream_chat(client, tools, {"x-fake-chunks": "12"})
+    if counted_first:  # the statistics' thread reads and packs the kept lines before anyone reads them
         assert _tokens_counted() - tokens_before == chunks[-1].usage.total_tokens
     (record,) = provider.get_conversation_history()
     _assert_records(record, chunks, tools)
@@ -144,18 +149,7 @@ def test_a_stream_is_recorded_whole_however_its_bytes_arrive(
     provider: OpenAIProvider, client: openai.OpenAI, tools: bool, wire: str
 ) -> None:
     headers, least_ttft_ms = WIRES[wire]
-    extra: dict[str, Any] = {"tools": [WEATHER_TOOL]} if tools else {}
-    messages = [{"role": "user", "content": "weather in Paris and in Rome?" if tools else "hello"}]
-    chunks = list(
-        client.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=messages,
-            stream=True,
-            stream_options=USAGE,
-            extra_headers=headers,
-            **extra,
-        )
-    )
+    chunks = _stream_chat(client, tools, headers)
     (record,) = provider.get_conversation_history()
     _assert_records(record, chunks, tools)
     assert record["ttft_ms"] >= least_ttft_ms

@@ -14,7 +14,7 @@ from .._log import log_internal_error
 from .._record import CallRecord, Quick, RawChunks, Reader
 from .._recorder import submit
 from ._patchset import PatchSet
-from .streams import Compact, Finish, TracedAsyncStream, TracedStream
+from .streams import Compact, Finish, TracedAsyncStream, TracedStream, finalise
 
 
 class Deferred:
@@ -97,6 +97,7 @@ class CallKind:
             kept = self.keep(result, record, submit)
             if type(kept) is Deferred:
                 return kept.result
+            # `finalise`'s work, inline: every traced call that returns runs it
             record.t_end = time.perf_counter_ns()
             record.finished = True
             record.response = kept
@@ -125,15 +126,8 @@ def _begin(kind: CallKind, instance: Any, kwargs: dict[str, Any]) -> CallRecord 
 
 
 def _fail(patch: PatchSet, record: CallRecord, exc: BaseException) -> None:
-    record.t_end = time.perf_counter_ns()
-    record.finished = True
-    record.status = "error"
-    record.error = exc
     record.route = patch.recorders
-    try:
-        submit(record)
-    except Exception:
-        log_internal_error("recording a failed call")
+    finalise(record, submit, "error", exc)
 
 
 def sync_wrapper(kind: Traceable) -> Callable[[PatchSet], Callable[..., Any]]:

@@ -9,7 +9,6 @@ lacks stay missing (or fail exactly as they would untraced).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -83,10 +82,8 @@ def _complete(patch: PatchSet, kind: IteratorKind, record: CallRecord, result: A
         proxy = kind.wrap_stream(result, record, submit)
         if proxy is not None:
             return proxy
-        record.t_end = time.perf_counter_ns()
-        record.finished = True
         record.response = result
-        submit(record)
+        finalise(record, submit, "success", None)
     except Exception:
         log_internal_error(f"recording a {kind.call.provider} {kind.call.operation} call")
     return result

@@ -91,10 +91,9 @@ def _chunk_tap_class(decoder_class: Any) -> Any:
     return ChunkTappedDecoder
 
 
-def _event_data(decoder_class: Any, lines: Iterable[bytes]) -> list[str]:
+def _event_data(decoder_class: Any, lines: list[bytes]) -> list[str]:
     """The data of the events in a stream's lines (the SDK's decoder made them, so none holds a line
     break), as a fresh decoder of the SDK's own reads them."""
-    lines = list(lines)
     # Most streams are nothing but one-line `data: ` events, each ended by one blank line: those are
     # read with bytes methods, at a third of the cost of decoding line by line on the thread that
     # settles streams. Anything else (comments, other fields, an unfinished last event) is decoded.

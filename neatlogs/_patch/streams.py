@@ -21,7 +21,8 @@ Compact = Callable[[Any, list[Any]], Any]
 
 
 def finalise(record: CallRecord, finish: Finish, status: str, error: BaseException | None) -> None:
-    """End a record once: stamp its end, status and error and hand it on; later calls do nothing."""
+    """End a record once (a stream's, or any call's off the hot path): stamp its end, status and
+    error and hand it on; later calls do nothing."""
     if record.finished:
         return
     record.finished = True
@@ -31,7 +32,7 @@ def finalise(record: CallRecord, finish: Finish, status: str, error: BaseExcepti
     try:
         finish(record)
     except Exception:
-        log_internal_error("finishing a stream")
+        log_internal_error("finishing a record")
 
 
 def status_for(exc: BaseException) -> str:
