@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import threading
-import time
 from typing import Any
 
 from ._capture import (
@@ -22,6 +21,7 @@ from ._context import CURRENT_SCOPE
 from ._history import DEFAULT_HISTORY_SIZE, History
 from ._log import log_internal_error, logger
 from ._patch._patchset import PatchSet
+from ._patch.streams import finalise
 from ._record import CallRecord, Reader
 from ._recorder import Recorder, Sink, submit
 
@@ -191,13 +191,9 @@ class Instrumentation:
             operation, reader, request = self._describe_failure(dict(kwargs or {}))
             record = CallRecord(self._sdk_name, operation, reader, request, bool(request.get("stream")))
             record.scope = CURRENT_SCOPE.get()
-            record.t_end = time.perf_counter_ns()
-            record.finished = True
-            record.status = "error"
-            record.error = e
             record.client = self._recorder.client  # a provider's own failure: whichever client it traces
             record.route = (self._recorder,)
-            submit(record)
+            finalise(record, submit, "error", e)
         except Exception:
             log_internal_error(f"{type(self).__name__}.handle_error")
 
