@@ -228,6 +228,10 @@ class CallRecord:
         twin._source, twin._view = source, mode
         return twin
 
+    def mark_read_by_sink(self) -> None:
+        """Note that a sink's thread converts this record soon, so counting it does not pack its stream."""
+        (self._source or self).read_by_sink = True
+
     @property
     def duration_ns(self) -> int:
         """Nanoseconds from the call to its end (0 while it is still running)."""

@@ -71,7 +71,7 @@ class Recorder:
             except Exception:
                 log_internal_error(f"sink {type(sink).__name__}")
         if sampled and self._sampled:
-            record.read_by_sink = True
+            record.mark_read_by_sink()
             for sink in self._sampled:
                 try:
                     sink.emit(record)

@@ -25,11 +25,13 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricR
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import SpanKind, StatusCode
 
+import neatlogs
 from neatlogs._export import otel as otel_module
 from neatlogs._export.otel import OTelSink, flush_all_otel
-from neatlogs._record import CallRecord
+from neatlogs._record import CallRecord, PackedChunks
 from neatlogs._testing.fake_openai import FakeOpenAI
 from neatlogs.openai import OpenAIProvider
 
@@ -209,6 +211,20 @@ def test_streamed_span_lasts_until_the_stream_is_finalised_after_its_last_chunk(
     assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
 
 
+def test_a_stream_the_sink_will_read_is_not_packed_while_it_waits_for_the_sink(
+    traced: OpenAIProvider, otel: Otel, client: openai.OpenAI
+) -> None:
+    # Counting a stream packs its lines for the history, unless a sink's thread decodes them soon
+    # anyway: packing them only to unpack them there would be wasted work on a background thread.
+    for _ in _chat(client, stream=True, extra_headers={"x-fake-chunks": "5"}):
+        pass
+    neatlogs.stats()  # delivered to the sinks and counted; the OTel thread waits up to a second
+    (record,) = list(traced._history._records)
+    assert not isinstance(record.chunks, PackedChunks)
+    (span,) = otel.spans()
+    assert span.attributes is not None and span.attributes["gen_ai.response.finish_reasons"] == ("stop",)
+
+
 def test_span_is_a_child_of_the_span_current_at_the_call_in_another_thread(
     traced: OpenAIProvider, otel: Otel, client: openai.OpenAI
 ) -> None:
@@ -294,6 +310,43 @@ def test_failed_call_span_has_error_status_error_type_and_an_exception_event(
     assert event.timestamp == span.end_time
     (point,) = _points(otel.metrics()["gen_ai.client.operation.duration"])
     assert dict(point.attributes or {})["error.type"] == "RateLimitError"
+
+
+def test_a_sampler_sees_every_attribute_so_it_can_keep_only_failed_calls(
+    make_provider: Callable[..., OpenAIProvider], client: openai.OpenAI, fake_openai: FakeOpenAI
+) -> None:
+    class FailedCallsOnly(Sampler):
+        def should_sample(
+            self,
+            parent_context: Any,
+            trace_id: int,
+            name: str,
+            kind: Any = None,
+            attributes: Any = None,
+            *_: Any,
+        ) -> Any:
+            attributes = attributes or {}
+            decision = Decision.RECORD_AND_SAMPLE if "error.type" in attributes else Decision.DROP
+            return SamplingResult(decision, attributes if decision is Decision.RECORD_AND_SAMPLE else None)
+
+        def get_description(self) -> str:
+            return "failed calls only"
+
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider(sampler=FailedCallsOnly())
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    make_provider(otel=True, tracer_provider=tracer_provider, meter_provider=MeterProvider())
+    _chat(client)
+    fake_openai.fail_next(status=429)
+    with pytest.raises(openai.RateLimitError):
+        _chat(client)
+    assert flush_all_otel(5.0)
+
+    (span,) = exporter.get_finished_spans()
+    attributes = dict(span.attributes or {})
+    assert attributes["error.type"] == "RateLimitError"
+    assert attributes["gen_ai.request.model"] == MODEL and attributes["neatlogs.status"] == "error"
+    tracer_provider.shutdown()
 
 
 def test_message_content_is_not_recorded_by_default(

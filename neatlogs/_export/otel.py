@@ -382,7 +382,9 @@ class OTelSink:
             return
         if not self._live and not (self._uses_global and _global_providers_installed()):
             return  # nothing installed: every span and measurement would be a no-op
-        if not _WORKER.put(self, record):
+        if _WORKER.put(self, record):
+            record.mark_read_by_sink()  # the worker converts it within a second: packing it would be wasted
+        else:
             _WORKER.count_drop(self)
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -427,17 +429,20 @@ class OTelSink:
             return "skipped"
         start_ns = record.started_ns
         end_ns = start_ns + record.duration_ns
+        # Every attribute but the content at creation: one pass of the SDK's attribute checks instead of
+        # two, and samplers see them all.
         span = self._tracer.start_span(
             sc.span_name(data),
             context=parent,
             kind=SpanKind.CLIENT,
-            attributes=sc.sampling_attributes(data),
+            attributes=sc.span_attributes(data, False),
             start_time=start_ns,
             record_exception=False,
             set_status_on_exception=False,
         )
-        if span.is_recording():  # sampled out spans skip the attribute work
-            span.set_attributes(sc.span_attributes(data, self._capture_content))
+        if span.is_recording():  # sampled out spans skip the content and error work
+            if self._capture_content:
+                span.set_attributes(sc.content_attributes(data))
             if data.get("status") == "error":
                 message = _error_message(data)
                 span.add_event(
