@@ -173,7 +173,7 @@ class CallRecord:
         self.capture: CaptureSettings = DEFAULT_SETTINGS  # set by the recorder that delivers the record
         self.is_copy = False
         self.sampled = True  # False once a recorder's sample rate left it out of the sinks that sample
-        self.read_by_sink = False  # True once handed to a sink that reads every record (exporter, OTel)
+        self.read_by_sink = False  # True once queued by a sink whose thread converts it (exporter, OTel)
         self.route: tuple[Any, ...] = ()  # the recorders it is delivered to (`_recorder.submit`)
         self._raw: dict[str, Any] | None = None
         self._facts: dict[str, Any] | None = None
@@ -229,7 +229,8 @@ class CallRecord:
         return twin
 
     def mark_read_by_sink(self) -> None:
-        """Note that a sink's thread converts this record soon, so counting it does not pack its stream."""
+        """Called by a sink that queued this record for its own thread to convert soon: counting it
+        then leaves its stream unpacked (see `tally`)."""
         (self._source or self).read_by_sink = True
 
     @property

@@ -70,8 +70,7 @@ class Recorder:
                 sink.emit(record)
             except Exception:
                 log_internal_error(f"sink {type(sink).__name__}")
-        if sampled and self._sampled:
-            record.mark_read_by_sink()
+        if sampled:
             for sink in self._sampled:
                 try:
                     sink.emit(record)

@@ -20,8 +20,9 @@ import pytest
 import requests
 from opentelemetry import context as otel_context
 
+import neatlogs
 from neatlogs._export import ExporterSettings, exporter_sink, exporter_stats, flush_all, http, shutdown_all
-from neatlogs._record import CallRecord
+from neatlogs._record import CallRecord, PackedChunks
 from tests.fake_collector import FakeCollector
 
 KEY = "nl-test-SECRET-key-5f3a9c"
@@ -714,3 +715,21 @@ def test_a_finished_call_reaches_the_collector_with_nobody_reading_or_flushing(
     client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
 
     assert collector.wait_for(1, timeout=8.0)
+
+
+def test_a_stream_the_exporter_will_send_is_not_packed_while_it_waits_in_the_queue(
+    make_provider: Any, client: Any, collector: FakeCollector
+) -> None:
+    # Counting a stream packs its lines for the history, unless a sink's thread converts it soon
+    # anyway: packing them only to unpack them there would be wasted background work.
+    provider = make_provider(trace_id="queued", api_key=KEY, endpoint=collector.url)
+    for _ in client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+    ):
+        pass
+    neatlogs.stats()  # delivered and counted; the exporter sends within its flush interval
+    (record,) = list(provider._history._records)
+    assert not isinstance(record.chunks, PackedChunks)
+    assert flush_all(5.0)
+    (sent,) = [r for body in bodies(collector) for r in body["records"]]
+    assert sent["stream"] is True and sent["completion"]["content"]

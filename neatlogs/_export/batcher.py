@@ -132,6 +132,7 @@ class Pipeline:
             queue = self._queue
             if len(queue) < self._limit:
                 queue.append(record)
+                record.mark_read_by_sink()  # converted on this sink's thread soon: not worth packing
                 if self._thread is None:
                     self._start()
                 elif len(queue) >= self._batch_size and not self._wake.is_set():

@@ -383,7 +383,7 @@ class OTelSink:
         if not self._live and not (self._uses_global and _global_providers_installed()):
             return  # nothing installed: every span and measurement would be a no-op
         if _WORKER.put(self, record):
-            record.mark_read_by_sink()  # the worker converts it within a second: packing it would be wasted
+            record.mark_read_by_sink()  # converted on this sink's thread soon: not worth packing
         else:
             _WORKER.count_drop(self)
 
