@@ -97,8 +97,8 @@ def _event_data(decoder_class: Any, lines: list[bytes]) -> list[str]:
     # Most streams are nothing but one-line `data: ` events, each ended by one blank line: those are
     # read with bytes methods, at a third of the cost of decoding line by line on the thread that
     # settles streams. Anything else (comments, other fields, an unfinished last event) is decoded.
-    data_lines = lines[0::2]
     if len(lines) % 2 == 0 and not any(lines[1::2]):
+        data_lines = lines[0::2]
         joined = b"\n".join(data_lines)  # no line holds a line break, so each `\ndata: ` starts one
         if joined[:6] == b"data: " and joined.count(b"\ndata: ") == len(data_lines) - 1:
             return joined[6:].decode("utf-8", errors="replace").split("\ndata: ")
