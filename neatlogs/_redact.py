@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from ._named_secrets import mask_named_secrets, may_hold_named_secret
+
 SECRET_MASK = "[REDACTED]"
 EMAIL_MASK = "[EMAIL]"
 PHONE_MASK = "[PHONE]"
@@ -44,11 +46,14 @@ _DATE_LIKE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}")
 
 
 def mask_secrets(text: str) -> str:
-    """Replace anything that looks like a credential (API keys, bearer tokens, AWS keys, JWTs) with a mask."""
-    if len(text) < _SHORTEST_SECRET or _SECRET_MARKER.search(text) is None:
+    """Replace anything that looks like a credential (API keys, bearer tokens, AWS keys, JWTs, a long
+    value after `api-key:`, `token=`, ...) with a mask."""
+    if len(text) < _SHORTEST_SECRET:
         return text
-    text = _AWS_SECRET_NAME.sub(lambda m: m.group(1) + SECRET_MASK, text)
-    return _SECRET.sub(SECRET_MASK, text)
+    if _SECRET_MARKER.search(text) is not None:
+        text = _AWS_SECRET_NAME.sub(lambda m: m.group(1) + SECRET_MASK, text)
+        text = _SECRET.sub(SECRET_MASK, text)
+    return mask_named_secrets(text, SECRET_MASK)
 
 
 # The markers above, found with literal searches: over a long text, a few of those are several times
@@ -58,7 +63,8 @@ _MARKER_GH = re.compile("gh[pousr]_")
 
 
 def may_hold_secret(text: str) -> bool:
-    """False when `mask_secrets` leaves `text`, and every part of it, unchanged: no secret's marker in it.
+    """False when `mask_secrets` leaves `text`, and every part of it, unchanged: no secret's marker in it,
+    and no long value after a credential's name (see `_named_secrets`).
 
     One call over a whole record's JSON text stands for one per string: the markers are made of ASCII
     letters, `-`, `_` and space, which JSON never escapes."""
@@ -72,6 +78,7 @@ def may_hold_secret(text: str) -> bool:
         or "aws_secret" in text
         or ("A" in text and _MARKER_A.search(text) is not None)
         or _MARKER_GH.search(text) is not None
+        or may_hold_named_secret(text)
     )
 
 

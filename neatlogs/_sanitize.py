@@ -107,12 +107,18 @@ class Cleaner:
         if kind is dict:
             chars = 2
             result: dict[str, Any] = {}
+            mask = self.mask
             for key, item in value.items():
                 if type(key) is str:
                     name = key
                 else:
                     name = str(key)
                     self.changed = True
+                if mask is not None:  # a key can be a secret too: {"sk-proj-...": ...}
+                    masked = mask(name)
+                    if masked is not name and masked != name:
+                        name = free_key(masked, result)
+                        self.changed = True
                 item_kind = type(item)
                 if item_kind is str:
                     size = len(item)
@@ -161,6 +167,15 @@ class Cleaner:
             return self.copy(converted, depth + 1)
         self.chars += 24
         return converted
+
+
+def free_key(name: str, taken: dict[str, Any]) -> str:
+    """`name`, numbered when a masked key already took it (two secrets masked alike stay two keys)."""
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate = f"{name} ({number})"
+        number += 1
+    return candidate
 
 
 class _NotPlain(Exception):

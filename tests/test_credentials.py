@@ -1,20 +1,194 @@
-"""No credential lands in a record: not the OpenAI key, not Authorization headers, not the NeatLogs key."""
+"""No credential lands in a record, whichever provider made it and wherever in the call it was passed.
+
+Every provider's request goes through one rule (`neatlogs/_credentials.py`): values under
+credential-like names are left out of `request` at any depth (`extra_query` and `extra_body`
+included), and a dict key that is itself a secret is masked. Secrets without a known prefix that
+follow a name saying what they are (`api-key: <32 hex>`) are masked in free text. Each test checks
+the three places a record goes: the history, a loopback collector (the exporter) and OpenTelemetry
+spans with content capture on.
+"""
 
 from __future__ import annotations
 
+import gzip
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import openai
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from neatlogs._export import flush_all
+from neatlogs._export.otel import flush_all_otel
+from neatlogs._testing.fake_openai import FakeOpenAI
+from neatlogs.litellm import LiteLLMProvider
 from neatlogs.openai import OpenAIProvider
 
 from .conftest import OPENAI_KEY
+from .fake_collector import FakeCollector
+from .helpers import providers
 
 NEATLOGS_KEY = "nl-secret-neatlogs-key-42"
+# Secrets without a known prefix: Azure-style 32-hex keys, base64-ish tokens, passwords.
+QUERY_KEY = "q7f3c1a9e5b2d8f4a6c0e1b3d5f7a9c2"
+QUERY_API_KEY = "4be1d0c7a2f94e3b8d6c5a1f0e9b7d3c"
+SUBSCRIPTION_KEY = "9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a"
+ACCESS_TOKEN = "ya29.a0AfB_byC3kq9LmN2pQ4rS6tU8vW0xY1z"
+OAUTH_CODE = "4/0AeaYSHBq7uZx9vJ2kL5mN8pQ1rS3tU6w"
+BODY_PASSWORD = "hunter2-correct-horse-battery"
+GOOG_KEY = "goog-key-value-xyz-0000111122223333"
+BODY_TOKEN = "tok-body-5f6e7d8c9b0a1f2e3d4c5b6a"
+CLIENT_SECRET = "cs-nested-client-secret-7788"
+LIST_KEY = "list-held-key-aa11bb22cc33dd44"
+DICT_KEY_SECRET = "sk-proj-DictKeySecret0123456789abcdef"
+FREE_TEXT_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+FREE_TEXT_TOKEN = "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZg"
+ERROR_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+SECRETS = (
+    QUERY_KEY,
+    QUERY_API_KEY,
+    SUBSCRIPTION_KEY,
+    ACCESS_TOKEN,
+    OAUTH_CODE,
+    BODY_PASSWORD,
+    GOOG_KEY,
+    BODY_TOKEN,
+    CLIENT_SECRET,
+    LIST_KEY,
+    DICT_KEY_SECRET,
+    FREE_TEXT_KEY,
+    FREE_TEXT_TOKEN,
+)
+GIT_SHA = "9fceb02d0ae598e95dc970b74767f19372d61af8"
+PROMPT = (
+    f"my api-key: {FREE_TEXT_KEY} and the url had ?token={FREE_TEXT_TOKEN}. "
+    f"The key point: commit {GIT_SHA} fixed it."
+)
+MASKED_PROMPT = (
+    f"my api-key: [REDACTED] and the url had ?token=[REDACTED]. The key point: commit {GIT_SHA} fixed it."
+)
+EXTRA_QUERY = {
+    "api-version": "2024-06-01",
+    "key": QUERY_KEY,
+    "api-key": QUERY_API_KEY,
+    "subscription-key": SUBSCRIPTION_KEY,
+    "access_token": ACCESS_TOKEN,
+    "code": OAUTH_CODE,
+}
+EXTRA_BODY = {
+    "password": BODY_PASSWORD,
+    "x-goog-api-key": GOOG_KEY,
+    "token": BODY_TOKEN,
+    "auth": {"client_secret": CLIENT_SECRET, "client_id": "visible-client-id"},
+    "api_keys": [LIST_KEY],
+    "usage_by_key": {DICT_KEY_SECRET: 3},
+    # Look like credentials to a substring search, and are not.
+    "keywords": ["alpha", "beta"],
+    "tokenizer": "cl100k_base",
+    "code": "print('a body field named code is no query code')",
+}
 
 
-def test_records_hold_no_credentials(
+def _assert_clean(record: dict[str, Any]) -> None:
+    """No secret anywhere; what is no credential is kept as it was."""
+    dumped = json.dumps(record)
+    for secret in SECRETS:
+        assert secret not in dumped, secret
+    request = record["request"]
+    assert request["extra_query"] == {"api-version": "2024-06-01"}
+    body = request["extra_body"]
+    assert {"password", "x-goog-api-key", "token", "api_keys"}.isdisjoint(body)
+    assert body["auth"] == {"client_id": "visible-client-id"}
+    assert body["usage_by_key"] == {"[REDACTED]": 3}
+    assert body["keywords"] == ["alpha", "beta"] and body["tokenizer"] == "cl100k_base"
+    assert body["code"] == EXTRA_BODY["code"]
+    assert request["max_tokens"] == 200
+    assert request["metadata"]["[REDACTED]"] == "tenant"  # LiteLLM adds its own entries to the caller's dict
+    assert record["prompt"][0]["content"] == MASKED_PROMPT
+
+
+def _assert_clean_error(record: dict[str, Any]) -> None:
+    assert record["status"] == "error"
+    assert ERROR_KEY not in json.dumps(record)
+    assert record["error"]["message"].endswith("api-key: [REDACTED] is not valid")
+
+
+@pytest.fixture
+def collector() -> Iterator[FakeCollector]:
+    with FakeCollector() as server:
+        yield server
+
+
+@pytest.fixture
+def spans() -> Iterator[tuple[TracerProvider, MeterProvider, InMemorySpanExporter]]:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    yield tracer_provider, meter_provider, exporter
+    flush_all_otel(5.0)
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+
+
+def _sinks(
+    collector: FakeCollector, spans: tuple[TracerProvider, MeterProvider, InMemorySpanExporter]
+) -> dict[str, Any]:
+    """Options sending records to the history, the loopback collector and OTel with content capture."""
+    tracer_provider, meter_provider, _ = spans
+    return {
+        "endpoint": collector.url,
+        "api_key": NEATLOGS_KEY,
+        "otel": True,
+        "tracer_provider": tracer_provider,
+        "meter_provider": meter_provider,
+        "capture_content": {"otel": "full"},
+    }
+
+
+def _exported(collector: FakeCollector, count: int) -> list[dict[str, Any]]:
+    """The records the collector got, after checking its raw bodies hold no secret either."""
+    assert flush_all(10)
+    assert collector.wait_for(count)
+    for request in collector.requests:
+        body = gzip.decompress(request.body).decode()
+        for secret in (*SECRETS, ERROR_KEY):
+            assert secret not in body, secret
+    return list(collector.records.values())
+
+
+def _span_texts(spans: tuple[TracerProvider, MeterProvider, InMemorySpanExporter]) -> list[str]:
+    """Every neatlogs span's attributes and event attributes, as text."""
+    assert flush_all_otel(5.0)
+    texts = []
+    for span in spans[2].get_finished_spans():
+        if span.instrumentation_scope is None or span.instrumentation_scope.name != "neatlogs":
+            continue
+        parts: list[Any] = [dict(span.attributes or {}), span.status.description]
+        parts += [dict(event.attributes or {}) for event in span.events]
+        texts.append(json.dumps(parts, default=str))
+    return texts
+
+
+def _assert_spans_clean(texts: list[str], count: int) -> None:
+    assert len(texts) == count
+    for text in texts:
+        for secret in (*SECRETS, ERROR_KEY):
+            assert secret not in text, secret
+    # Content capture is on: the masked prompt is there, so the spans were checked with content.
+    assert any("api-key: [REDACTED]" in text for text in texts)
+
+
+# ---- OpenAI ----
+
+
+def test_openai_records_hold_no_credentials(
     make_provider: Callable[..., OpenAIProvider], client: openai.OpenAI
 ) -> None:
     provider = make_provider(api_key=NEATLOGS_KEY)
@@ -34,3 +208,124 @@ def test_records_hold_no_credentials(
     for secret in (OPENAI_KEY, NEATLOGS_KEY, "sk-other-secret-999999", "sk-body-secret-888888", "Bearer"):
         assert secret not in dumped
     assert "extra_headers" not in dumped
+
+
+def test_openai_credentials_in_query_body_and_dict_keys_reach_no_sink(
+    make_provider: Callable[..., OpenAIProvider],
+    client: openai.OpenAI,
+    fake_openai: FakeOpenAI,
+    collector: FakeCollector,
+    spans: tuple[TracerProvider, MeterProvider, InMemorySpanExporter],
+) -> None:
+    provider = make_provider(**_sinks(collector, spans))
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": PROMPT}],
+        max_tokens=200,
+        metadata={DICT_KEY_SECRET: "tenant"},
+        extra_query=EXTRA_QUERY,
+        extra_body=EXTRA_BODY,
+    )
+    sent = fake_openai.requests[-1]
+    assert QUERY_KEY in sent.path and sent.json["password"] == BODY_PASSWORD  # the call itself is untouched
+
+    (record,) = provider.get_conversation_history()
+    _assert_clean(record)
+    assert record["completion"]["content"] == "Echo: " + MASKED_PROMPT
+    (exported,) = _exported(collector, 1)
+    _assert_clean(exported)
+    _assert_spans_clean(_span_texts(spans), 1)
+
+
+def test_openai_error_message_with_a_key_after_its_name_is_masked(
+    make_provider: Callable[..., OpenAIProvider],
+    client: openai.OpenAI,
+    fake_openai: FakeOpenAI,
+    collector: FakeCollector,
+    spans: tuple[TracerProvider, MeterProvider, InMemorySpanExporter],
+) -> None:
+    provider = make_provider(**_sinks(collector, spans))
+    fake_openai.fail_next(401, message=f"Access denied: api-key: {ERROR_KEY} is not valid")
+    with pytest.raises(openai.AuthenticationError, match=ERROR_KEY):  # the caller's exception is untouched
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}])
+
+    (record,) = provider.get_conversation_history()
+    _assert_clean_error(record)
+    (exported,) = _exported(collector, 1)
+    _assert_clean_error(exported)
+    _assert_spans_clean(_span_texts(spans), 1)
+
+
+# ---- LiteLLM (through the OpenAI SDK, against the same fake server) ----
+
+
+@pytest.fixture(scope="module")
+def litellm() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # offline: no cost map download
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+@pytest.fixture
+def make_litellm_provider(litellm: Any) -> Iterator[Callable[..., LiteLLMProvider]]:
+    yield from providers(LiteLLMProvider)
+
+
+def _litellm_call(litellm: Any, fake_openai: FakeOpenAI, **kwargs: Any) -> Any:
+    return litellm.completion(
+        model="openai/gpt-4o-mini",
+        messages=[{"role": "user", "content": PROMPT}],
+        api_base=fake_openai.base_url,
+        api_key=OPENAI_KEY,
+        num_retries=0,
+        max_retries=0,
+        **kwargs,
+    )
+
+
+def test_litellm_credentials_in_query_body_and_dict_keys_reach_no_sink(
+    make_litellm_provider: Callable[..., LiteLLMProvider],
+    litellm: Any,
+    fake_openai: FakeOpenAI,
+    collector: FakeCollector,
+    spans: tuple[TracerProvider, MeterProvider, InMemorySpanExporter],
+) -> None:
+    provider = make_litellm_provider(**_sinks(collector, spans))
+    _litellm_call(
+        litellm,
+        fake_openai,
+        max_tokens=200,
+        metadata={DICT_KEY_SECRET: "tenant"},
+        extra_query=EXTRA_QUERY,
+        extra_body=EXTRA_BODY,
+    )
+
+    (record,) = provider.get_conversation_history()
+    assert record["provider"] == "litellm"
+    _assert_clean(record)
+    assert OPENAI_KEY not in json.dumps(record)
+    (exported,) = _exported(collector, 1)
+    _assert_clean(exported)
+    _assert_spans_clean(_span_texts(spans), 1)
+
+
+def test_litellm_error_message_with_a_key_after_its_name_is_masked(
+    make_litellm_provider: Callable[..., LiteLLMProvider],
+    litellm: Any,
+    fake_openai: FakeOpenAI,
+    collector: FakeCollector,
+    spans: tuple[TracerProvider, MeterProvider, InMemorySpanExporter],
+) -> None:
+    provider = make_litellm_provider(**_sinks(collector, spans))
+    fake_openai.fail_next(401, message=f"Access denied: api-key: {ERROR_KEY} is not valid")
+    with pytest.raises(Exception, match=ERROR_KEY):  # LiteLLM's own exception, untouched
+        _litellm_call(litellm, fake_openai)
+
+    (record,) = provider.get_conversation_history()
+    assert record["provider"] == "litellm"
+    _assert_clean_error(record)
+    (exported,) = _exported(collector, 1)
+    _assert_clean_error(exported)
+    _assert_spans_clean(_span_texts(spans), 1)

@@ -23,26 +23,14 @@ from .streams import Finish
 # Connection settings, never request data; the API base is kept apart for the server fields.
 _TRANSPORT_KWARGS = frozenset({"api_base", "base_url", "headers", "extra_headers", "client"})
 _API_BASE = "api_base"
-_SECRET_PARTS = ("key", "secret", "password", "credential")
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
-def _is_secret(name: str) -> bool:
-    # LiteLLM takes every provider's credentials as kwargs: api_key, aws_secret_access_key,
-    # aws_session_token, azure_ad_token, vertex_credentials, ... ("max_tokens" is no token).
-    lowered = name.lower()
-    return any(part in lowered for part in _SECRET_PARTS) or (
-        "token" in lowered and not lowered.endswith("tokens")
-    )
-
-
 def snapshot_litellm_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The call's kwargs without credentials or transport settings (the API base kept for the reader)."""
-    request = {
-        key: value
-        for key, value in snapshot_kwargs(kwargs).items()
-        if key not in _TRANSPORT_KWARGS and not _is_secret(key)
-    }
+    """The call's kwargs without transport settings (the API base kept for the reader). LiteLLM takes
+    every provider's credentials as kwargs (api_key, aws_secret_access_key, vertex_credentials, ...):
+    the reader leaves them out by the rule every provider's request follows (`_credentials`)."""
+    request = {key: value for key, value in snapshot_kwargs(kwargs).items() if key not in _TRANSPORT_KWARGS}
     base = kwargs.get("api_base") or kwargs.get("base_url")
     if isinstance(base, str):
         request[_API_BASE] = base

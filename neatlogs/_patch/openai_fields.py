@@ -11,13 +11,12 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._credentials import without_credentials
 from .._jsonsafe import to_jsonable
 from .._ratelimit import rate_limit_from_headers
 from .._record import CallRecord, Quick, QuickRead
 from .openai_raw import RawResult
 
-# kwargs that never enter a record: headers may carry credentials (contract, section 2).
-_DROPPED_KWARGS = frozenset({"extra_headers"})
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 # Hosts of vendors that serve the OpenAI API -> the OpenTelemetry `gen_ai.provider.name` value.
 _VENDOR_HOSTS = (
@@ -98,9 +97,9 @@ def server_fields(client: Any, model: Any) -> dict[str, Any]:
 
 
 def request_fields(record: CallRecord) -> dict[str, Any]:
-    """`request` (JSON-safe, no credentials), `model`, and the server fields."""
-    raw = {k: _request_value(k, v) for k, v in record.request.items() if k not in _DROPPED_KWARGS}
-    request = to_jsonable(raw)
+    """`request` (JSON-safe, no credentials: see `_credentials`), `model`, and the server fields."""
+    raw = {k: _request_value(k, v) for k, v in record.request.items()}
+    request = without_credentials(to_jsonable(raw))
     fields: dict[str, Any] = {"request": request, "model": request.get("model")}
     fields.update(server_fields(record.client, fields["model"]))
     return fields
