@@ -17,7 +17,9 @@ _MAX_DEPTH = 32
 _MAX_ARRAY_ITEMS = 10_000
 # SDK "argument not given" markers: openai's NotGiven/Omit, httpx's UseClientDefault and friends.
 _SENTINEL_NAMES = frozenset({"NotGiven", "Omit", "UseClientDefault", "_NotGiven", "Unset"})
-# Keys that carry credentials; their values never reach a record.
+# Keys that carry credentials: a value under one is left out unless it is a mapping (whose own keys are
+# checked). A subset of the rule every request follows (`_credentials`), kept for values converted
+# outside a request.
 CREDENTIAL_KEYS = frozenset(
     {"api_key", "apikey", "authorization", "proxy-authorization", "x-api-key", "api-key", "openai_api_key"}
 )
@@ -54,7 +56,7 @@ def _convert(value: Any, depth: int) -> Any:
         return {
             str(k): to_jsonable(v, depth)
             for k, v in value.items()
-            if not is_sentinel(v) and str(k).lower() not in CREDENTIAL_KEYS
+            if not is_sentinel(v) and (str(k).lower() not in CREDENTIAL_KEYS or isinstance(v, Mapping))
         }
     if isinstance(value, (list, tuple, set, frozenset)):
         return [to_jsonable(v, depth) for v in value if not is_sentinel(v)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from neatlogs._export import flush_all
 from neatlogs._export.otel import flush_all_otel
+from neatlogs._redact import mask_secrets, may_hold_secret
 from neatlogs._testing.fake_openai import FakeOpenAI
 from neatlogs.litellm import LiteLLMProvider
 from neatlogs.openai import OpenAIProvider
@@ -33,6 +35,11 @@ from neatlogs.openai import OpenAIProvider
 from .conftest import OPENAI_KEY
 from .fake_collector import FakeCollector
 from .helpers import providers
+
+try:  # the `speedups` extra
+    import orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    orjson = None  # type: ignore[assignment]
 
 NEATLOGS_KEY = "nl-secret-neatlogs-key-42"
 # Secrets without a known prefix: Azure-style 32-hex keys, base64-ish tokens, passwords.
@@ -329,3 +336,163 @@ def test_litellm_error_message_with_a_key_after_its_name_is_masked(
     (exported,) = _exported(collector, 1)
     _assert_clean_error(exported)
     _assert_spans_clean(_span_texts(spans), 1)
+
+
+# ---- which names are credentials ----
+
+LOGIN_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "login",
+        "description": "Log in with an API key.",
+        "parameters": {
+            "type": "object",
+            "properties": {"api_key": {"type": "string"}, "password": {"type": "string"}},
+            "required": ["api_key", "password"],
+        },
+    },
+}
+CREDENTIAL_NAMES = (
+    "apiKey",
+    "X-API-KEY",
+    "Ocp-Apim-Subscription-Key",
+    "client_secret",
+    "refresh_token",
+    "aws_secret_access_key",
+    "azure_ad_token",
+    "vertex_credentials",
+    "Authorization",
+    "proxy-authorization",
+    "private_key",
+    "passwd",
+    "Cookie",
+)
+PLAIN_NAMES = {
+    "tokenizer": "cl100k_base",
+    "keywords": ["a"],
+    "monkey": "business",
+    "keyboard_layout": "azerty",
+    "author": "someone",
+    "prompt_cache_key": "cache-bucket-1",
+    "code": "print(1)",
+    "signature": "a body field, not a query's",
+    "max_tokens_per_tool": 12,
+}
+
+
+@pytest.mark.parametrize("mask_secrets", [True, False])
+def test_credential_names_are_matched_by_whole_name_parts_whatever_mask_secrets_says(
+    make_provider: Callable[..., OpenAIProvider], client: openai.OpenAI, mask_secrets: bool
+) -> None:
+    provider = make_provider(mask_secrets=mask_secrets)
+    secret_values = {name: f"value-of-{index}-never-recorded" for index, name in enumerate(CREDENTIAL_NAMES)}
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        tools=[LOGIN_TOOL],
+        tool_choice="none",
+        extra_query={"sig": "sas-signature-never-recorded", "se": "2030-01-01", "code": "oauth-code-never"},
+        extra_body={**secret_values, **PLAIN_NAMES},
+    )
+
+    (record,) = provider.get_conversation_history()
+    dumped = json.dumps(record)
+    for value in (*secret_values.values(), "sas-signature-never-recorded", "oauth-code-never"):
+        assert value not in dumped
+    assert record["request"]["extra_body"] == PLAIN_NAMES
+    assert record["request"]["extra_query"] == {"se": "2030-01-01"}
+    assert record["request"]["tools"] == [LOGIN_TOOL]  # a schema's property names are no credentials
+
+
+def test_secret_dict_keys_are_masked_and_stay_apart(
+    make_provider: Callable[..., OpenAIProvider], client: openai.OpenAI
+) -> None:
+    provider = make_provider()
+    first, second = "sk-proj-FirstKeyAsName0123456789", "sk-proj-SecondKeyAsName987654321"
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        metadata={first: "one", second: "two", "plain": "three"},
+    )
+
+    (record,) = provider.get_conversation_history()
+    assert record["request"]["metadata"] == {"[REDACTED]": "one", "[REDACTED] (2)": "two", "plain": "three"}
+
+
+def test_the_pii_mask_applies_to_dict_keys_too(
+    make_provider: Callable[..., OpenAIProvider], client: openai.OpenAI
+) -> None:
+    provider = make_provider(mask_pii=True)
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        metadata={"jane.doe@example.com": "vip"},
+    )
+
+    (record,) = provider.get_conversation_history()
+    assert record["request"]["metadata"] == {"[EMAIL]": "vip"}
+
+
+# ---- secrets in free text, found by the name before them ----
+
+HEX32 = "6f1ed002ab5595859014ebf0951522d9"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (f"api-key: {HEX32}", "api-key: [REDACTED]"),
+        (f"Ocp-Apim-Subscription-Key: {HEX32}\n", "Ocp-Apim-Subscription-Key: [REDACTED]\n"),
+        (f'{{"apiKey": "{HEX32}"}}', '{"apiKey": "[REDACTED]"}'),
+        (f"https://x.test/?key={HEX32}&v=2", "https://x.test/?key=[REDACTED]&v=2"),
+        (f"access_token={HEX32}.", "access_token=[REDACTED]."),
+        (f"PASSWORD = '{HEX32}'", "PASSWORD = '[REDACTED]'"),
+        (f"client_secret:\t{HEX32}", "client_secret:\t[REDACTED]"),
+        (f"the key\n{HEX32}", "the key\n[REDACTED]"),
+    ],
+)
+def test_a_long_value_after_a_credentials_name_is_masked(text: str, masked: str) -> None:
+    assert mask_secrets(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The key point is that a monkey typed tokens on a keyboard, and the secret is patience.",
+        f"commit {HEX32}a1b2c3d4 fixed the token refresh",  # a hash not after a credential's name
+        f"max_tokens: {HEX32}",
+        f"keys {HEX32}",
+        "key: abcdefghijklmnopqrstuvwxyzabcdefghij",  # no digit: a word, not a key
+        f"key: {HEX32[:31]}",  # too short
+        f"monkey={HEX32}",
+    ],
+)
+def test_text_without_a_named_secret_is_left_alone(text: str) -> None:
+    assert mask_secrets(text) == text
+
+
+def _random_texts(count: int) -> list[str]:
+    rng = random.Random(17)
+    names = ["key", "KEY", "api-key", "apiKey", "Token", "access_token", "password", "passwd", "Secret"]
+    names += ["monkey", "tokens", "keyboard", "passw", "keyé"]
+    separators = [" ", ":", "=", '"', "'", "\n", "\t", "\r", ": ", '": "', "\\", "é", "\u2003", "-", ""]
+    values = [HEX32, HEX32[:31], HEX32 + "9f", "Zm9vYmFy/+_-.~=" * 3, "a" * 40, "a.b" * 12, "7" * 33]
+    fragments = names + separators + values + ["hello ", "commit ", "\x0b", "İ", "K"]
+    return ["".join(rng.choice(fragments) for _ in range(rng.randint(1, 7))) for _ in range(count)]
+
+
+def test_the_record_wide_check_sees_every_named_secret_the_mask_would_change() -> None:
+    # A record whose JSON text fails `may_hold_secret` is copied without masks: every text the masks
+    # would change must make it pass, however JSON escapes it (stdlib or orjson).
+    encoders: list[Callable[[Any], str]] = [json.dumps, lambda v: json.dumps(v, ensure_ascii=False)]
+    if orjson is not None:
+        encoders.append(lambda v: orjson.dumps(v).decode())
+    changed = 0
+    for text in _random_texts(20_000):
+        if mask_secrets(text) == text:
+            continue
+        changed += 1
+        assert may_hold_secret(text), text
+        for encode in encoders:
+            assert may_hold_secret(encode({"request": {"prompt": [text]}})), text
+    assert changed > 100  # the texts exercise the masks
