@@ -39,64 +39,89 @@ _HEADER_ARGUMENTS = frozenset({"extra_headers", "headers"})
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _MAX_DEPTH = 64
-# name -> whether it is a credential (in a query, not in a query): request names repeat call after call.
-_seen: dict[tuple[str, bool], bool] = {}
-# Dict keys known to hold no secret (those that do are not kept here).
-_plain_names: set[str] = set()
+# What a name is: plain, a credential, a credential in a query string only, or a secret itself.
+_PLAIN, _CREDENTIAL, _QUERY_CREDENTIAL, _SECRET = 0, 1, 2, 3
+# name -> its verdict, for names that are no secret themselves: request names repeat call after call.
+_verdicts: dict[str, int] = {}
+_DROP = object()
 
 
-def is_credential_name(name: str, in_query: bool = False) -> bool:
-    """Whether a value under `name` is a credential (see the module's docstring)."""
-    known = _seen.get((name, in_query))
-    if known is not None:
-        return known
-    lowered = name.lower()
-    if lowered in _NOT_CREDENTIALS:
-        found = False
+def _verdict(name: str) -> int:
+    verdict = _verdicts.get(name)
+    if verdict is not None:
+        return verdict
+    if mask_secrets(name) != name:
+        return _SECRET  # not kept: the cache holds no secret
+    if name.lower() in _NOT_CREDENTIALS:
+        verdict = _PLAIN
     else:
         parts = set(_NOT_ALNUM.split(_CAMEL.sub("_", name).lower()))
-        found = not parts.isdisjoint(_CREDENTIAL_PARTS) or (in_query and not parts.isdisjoint(_QUERY_PARTS))
-    if len(_seen) < 4096:
-        _seen[(name, in_query)] = found
-    return found
+        if not parts.isdisjoint(_CREDENTIAL_PARTS):
+            verdict = _CREDENTIAL
+        else:
+            verdict = _PLAIN if parts.isdisjoint(_QUERY_PARTS) else _QUERY_CREDENTIAL
+    if len(_verdicts) < 4096:
+        _verdicts[name] = verdict
+    return verdict
 
 
 def without_credentials(request: dict[str, Any]) -> dict[str, Any]:
-    """A JSON-safe request (from `to_jsonable`) without credentials: the rule of the module's docstring."""
-    kept = {name: value for name, value in request.items() if name not in _HEADER_ARGUMENTS}
-    return _clean_dict(kept, False, 0, top=True)
+    """`request` (JSON-safe, from `to_jsonable`) without credentials: the rule of the module's docstring.
+
+    Nothing is changed in place: a dict or list with nothing to remove is returned as it is, the
+    others are copied (most requests have nothing to remove, and are not copied at all)."""
+    if not _HEADER_ARGUMENTS.isdisjoint(request):
+        request = {name: value for name, value in request.items() if name not in _HEADER_ARGUMENTS}
+    return _scrub_dict(request, False, 0)
 
 
-def _clean_dict(mapping: dict[str, Any], in_query: bool, depth: int, top: bool = False) -> dict[str, Any]:
+def _scrub_dict(mapping: dict[str, Any], in_query: bool, depth: int) -> dict[str, Any]:
+    # name -> (its new name, or _DROP; its new value), for the few entries that change.
+    changes: dict[Any, tuple[Any, Any]] | None = None
+    for name, item in mapping.items():
+        verdict = _verdicts.get(name)
+        if verdict is None:
+            verdict = _verdict(str(name))
+        new_name = name
+        if verdict != _PLAIN:
+            if verdict == _SECRET:  # a name that is a secret itself is masked, its value kept
+                new_name = mask_secrets(str(name))
+            elif type(item) is not dict and (verdict == _CREDENTIAL or in_query):
+                changes = changes or {}
+                changes[name] = (_DROP, None)
+                continue
+        new_item = item
+        kind = type(item)
+        if kind is dict or kind is list:
+            new_item = _scrub(item, in_query or (depth == 0 and name in _QUERY_ARGUMENTS), depth + 1)
+        if new_name is not name or new_item is not item:
+            changes = changes or {}
+            changes[name] = (new_name, new_item)
+    if not changes:
+        return mapping
     result: dict[str, Any] = {}
-    for name, value in mapping.items():
-        name = str(name)
-        masked = _masked_name(name, result)
-        # A name that is a secret itself is masked, its value kept; any other name is checked.
-        if masked is name and is_credential_name(name, in_query) and type(value) is not dict:
-            continue
-        result[masked] = _clean(value, in_query or (top and name in _QUERY_ARGUMENTS), depth + 1)
+    for name, item in mapping.items():
+        change = changes.get(name)
+        if change is None:
+            result[name] = item
+        elif change[0] is not _DROP:
+            new_name, new_item = change
+            result[name if new_name is name else free_key(new_name, result)] = new_item
     return result
 
 
-def _clean(value: Any, in_query: bool, depth: int) -> Any:
+def _scrub(value: Any, in_query: bool, depth: int) -> Any:
     if depth > _MAX_DEPTH:  # to_jsonable stops well before this; a guard for any other caller
-        return "<too deep>"
-    kind = type(value)
-    if kind is dict:
-        return _clean_dict(value, in_query, depth)
-    if kind is list:
-        return [_clean(item, in_query, depth + 1) for item in value]
-    return value
-
-
-def _masked_name(name: str, taken: dict[str, Any]) -> str:
-    """`name`, or the name masked when it holds a secret (numbered if that is taken already)."""
-    if name in _plain_names:
-        return name
-    masked = mask_secrets(name)
-    if masked is name or masked == name:
-        if len(_plain_names) < 4096:
-            _plain_names.add(name)
-        return name
-    return free_key(masked, taken)
+        return value
+    if type(value) is dict:
+        return _scrub_dict(value, in_query, depth)
+    result: list[Any] | None = None
+    for index, item in enumerate(value):
+        kind = type(item)
+        if kind is dict or kind is list:
+            new_item = _scrub(item, in_query, depth + 1)
+            if new_item is not item:
+                if result is None:
+                    result = list(value)
+                result[index] = new_item
+    return value if result is None else result
