@@ -4,11 +4,13 @@ Every reader builds `request` with `without_credentials` (see `_patch/openai_fie
 which LiteLLM's reader goes through too), off the caller's thread:
 
 - a value whose name looks like a credential is left out, at any depth (`extra_query` and
-  `extra_body` included). Names are compared by whole parts, case-insensitive, with `-`, `_`, `.`,
-  spaces and camelCase splitting them: `api_key`, `X-Api-Key`, `subscription-key`, `access_token`,
-  `client_secret`, `password`, `Authorization` are credentials; `max_tokens`, `tokenizer`,
-  `keywords`, `monkey` are not. In a query string (`extra_query`), `code`, `sig` and `signature`
-  are credentials too. A dict under such a name is kept and its own names are checked.
+  `extra_body` included), whatever it is (a dict too). Names are compared by whole parts,
+  case-insensitive, with `-`, `_`, `.`, spaces and camelCase splitting them: `api_key`,
+  `X-Api-Key`, `subscription-key`, `access_token`, `client_secret`, `password`, `Authorization`
+  are credentials; `max_tokens`, `tokenizer`, `keywords`, `monkey` are not. In a query string
+  (`extra_query`), `code`, `sig` and `signature` are credentials too. The property names of a
+  JSON schema (the keys of a `properties`, `patternProperties`, `$defs` or `definitions` dict whose values are
+  all dicts: a tool's parameters, a response format) name data, not credentials, and are kept.
 - a dict key that is itself a secret (`sk-proj-...`, or anything `mask_secrets` masks) is masked.
 - headers (`extra_headers`, `headers`) never enter a record.
 """
@@ -36,6 +38,8 @@ _NOT_CREDENTIALS = frozenset({"prompt_cache_key"})
 _QUERY_ARGUMENTS = frozenset({"extra_query"})
 # Top-level arguments that never enter a record: headers may carry credentials.
 _HEADER_ARGUMENTS = frozenset({"extra_headers", "headers"})
+# A JSON schema's maps from data names to schemas.
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions"})
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _MAX_DEPTH = 64
@@ -75,7 +79,7 @@ def without_credentials(request: dict[str, Any]) -> dict[str, Any]:
     return _scrub_dict(request, False, 0)
 
 
-def _scrub_dict(mapping: dict[str, Any], in_query: bool, depth: int) -> dict[str, Any]:
+def _scrub_dict(mapping: dict[str, Any], in_query: bool, depth: int, schema: bool = False) -> dict[str, Any]:
     # name -> (its new name, or _DROP; its new value), for the few entries that change.
     changes: dict[Any, tuple[Any, Any]] | None = None
     for name, item in mapping.items():
@@ -83,17 +87,19 @@ def _scrub_dict(mapping: dict[str, Any], in_query: bool, depth: int) -> dict[str
         if verdict is None:
             verdict = _verdict(str(name))
         new_name = name
-        if verdict != _PLAIN:
-            if verdict == _SECRET:  # a name that is a secret itself is masked, its value kept
-                new_name = mask_secrets(str(name))
-            elif type(item) is not dict and (verdict == _CREDENTIAL or in_query):
-                changes = changes or {}
-                changes[name] = (_DROP, None)
-                continue
+        if verdict == _SECRET:  # a name that is a secret itself is masked, its value kept
+            new_name = mask_secrets(str(name))
+        elif verdict != _PLAIN and not schema and (verdict == _CREDENTIAL or in_query):
+            changes = changes or {}
+            changes[name] = (_DROP, None)
+            continue
         new_item = item
         kind = type(item)
-        if kind is dict or kind is list:
-            new_item = _scrub(item, in_query or (depth == 0 and name in _QUERY_ARGUMENTS), depth + 1)
+        if kind is dict:
+            query = in_query or (depth == 0 and name in _QUERY_ARGUMENTS)
+            new_item = _scrub_dict(item, query, depth + 1, name in _SCHEMA_MAPS and _all_dicts(item))
+        elif kind is list:
+            new_item = _scrub(item, in_query, depth + 1)
         if new_name is not name or new_item is not item:
             changes = changes or {}
             changes[name] = (new_name, new_item)
@@ -108,6 +114,11 @@ def _scrub_dict(mapping: dict[str, Any], in_query: bool, depth: int) -> dict[str
             new_name, new_item = change
             result[name if new_name is name else free_key(new_name, result)] = new_item
     return result
+
+
+def _all_dicts(properties: dict[str, Any]) -> bool:
+    """Whether a `properties` (...) dict is a JSON schema's (each value a schema): its keys name data."""
+    return all(type(value) is dict for value in properties.values())
 
 
 def _scrub(value: Any, in_query: bool, depth: int) -> Any:

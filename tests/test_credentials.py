@@ -92,9 +92,9 @@ EXTRA_BODY = {
     "password": BODY_PASSWORD,
     "x-goog-api-key": GOOG_KEY,
     "token": BODY_TOKEN,
-    "auth": {"client_secret": CLIENT_SECRET, "client_id": "visible-client-id"},
+    "auth": {"client_secret": CLIENT_SECRET, "client_id": "client-id-under-a-credential-name"},
     "api_keys": [LIST_KEY],
-    "usage_by_key": {DICT_KEY_SECRET: 3},
+    "usage_by_customer": {DICT_KEY_SECRET: 3},
     # Look like credentials to a substring search, and are not.
     "keywords": ["alpha", "beta"],
     "tokenizer": "cl100k_base",
@@ -110,9 +110,8 @@ def _assert_clean(record: dict[str, Any]) -> None:
     request = record["request"]
     assert request["extra_query"] == {"api-version": "2024-06-01"}
     body = request["extra_body"]
-    assert {"password", "x-goog-api-key", "token", "api_keys"}.isdisjoint(body)
-    assert body["auth"] == {"client_id": "visible-client-id"}
-    assert body["usage_by_key"] == {"[REDACTED]": 3}
+    assert {"password", "x-goog-api-key", "token", "auth", "api_keys"}.isdisjoint(body)
+    assert body["usage_by_customer"] == {"[REDACTED]": 3}
     assert body["keywords"] == ["alpha", "beta"] and body["tokenizer"] == "cl100k_base"
     assert body["code"] == EXTRA_BODY["code"]
     assert request["max_tokens"] == 200
@@ -352,6 +351,19 @@ LOGIN_TOOL = {
         },
     },
 }
+TOKEN_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "session",
+        "schema": {
+            "type": "object",
+            "properties": {"token": {"$ref": "#/$defs/Token"}, "user": {"type": "string"}},
+            "$defs": {"Token": {"type": "string"}},
+            "required": ["token", "user"],
+            "additionalProperties": False,
+        },
+    },
+}
 CREDENTIAL_NAMES = (
     "apiKey",
     "X-API-KEY",
@@ -392,16 +404,18 @@ def test_credential_names_are_matched_by_whole_name_parts_whatever_mask_secrets_
         tools=[LOGIN_TOOL],
         tool_choice="none",
         extra_query={"sig": "sas-signature-never-recorded", "se": "2030-01-01", "code": "oauth-code-never"},
-        extra_body={**secret_values, **PLAIN_NAMES},
+        response_format=TOKEN_FORMAT,
+        extra_body={**secret_values, **PLAIN_NAMES, "properties": {"password": "not-a-schema-never"}},
     )
 
     (record,) = provider.get_conversation_history()
     dumped = json.dumps(record)
     for value in (*secret_values.values(), "sas-signature-never-recorded", "oauth-code-never"):
         assert value not in dumped
-    assert record["request"]["extra_body"] == PLAIN_NAMES
+    assert record["request"]["extra_body"] == {**PLAIN_NAMES, "properties": {}}
+    assert record["request"]["response_format"] == TOKEN_FORMAT
     assert record["request"]["extra_query"] == {"se": "2030-01-01"}
-    assert record["request"]["tools"] == [LOGIN_TOOL]  # a schema's property names are no credentials
+    assert record["request"]["tools"] == [LOGIN_TOOL]  # a schema's property names name data
 
 
 def test_secret_dict_keys_are_masked_and_stay_apart(
