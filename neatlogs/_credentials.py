@@ -5,12 +5,12 @@ which LiteLLM's reader goes through too), off the caller's thread:
 
 - a value whose name looks like a credential is left out, at any depth (`extra_query` and
   `extra_body` included), whatever it is (a dict too). Names are compared by whole parts,
-  case-insensitive, with `-`, `_`, `.`, spaces and camelCase splitting them: `api_key`,
-  `X-Api-Key`, `subscription-key`, `access_token`, `client_secret`, `password`, `Authorization`
-  are credentials; `max_tokens`, `tokenizer`, `keywords`, `monkey` are not. In a query string
-  (`extra_query`), `code`, `sig` and `signature` are credentials too. The property names of a
-  JSON schema (the keys of a `properties`, `patternProperties`, `$defs` or `definitions` dict whose values are
-  all dicts: a tool's parameters, a response format) name data, not credentials, and are kept.
+  case-insensitive, split at every character that is not a letter or digit and at camelCase:
+  `api_key`, `X-Api-Key`, `subscription-key`, `access_token`, `client_secret`, `password`,
+  `Authorization` are credentials; `max_tokens`, `tokenizer`, `keywords`, `monkey` are not. In a
+  query string (`extra_query`), `code`, `sig` and `signature` are credentials too. A JSON
+  schema's data names (the keys of a `properties`, `patternProperties`, `$defs` or `definitions`
+  dict whose values are all dicts: a tool's parameters, a response format) are kept.
 - a dict key that is itself a secret (`sk-proj-...`, or anything `mask_secrets` masks) is masked.
 - headers (`extra_headers`, `headers`) never enter a record.
 """
