@@ -3,9 +3,9 @@
 Every provider's request goes through one rule (`neatlogs/_credentials.py`): values under
 credential-like names are left out of `request` at any depth (`extra_query` and `extra_body`
 included), and a dict key that is itself a secret is masked. Secrets without a known prefix that
-follow a name saying what they are (`api-key: <32 hex>`) are masked in free text. Each test checks
-the three places a record goes: the history, a loopback collector (the exporter) and OpenTelemetry
-spans with content capture on.
+follow a name saying what they are (`api-key: <32 hex>`) are masked in free text. The end-to-end
+tests check the three places a record goes: the history, a loopback collector (the exporter) and
+OpenTelemetry spans with content capture on.
 """
 
 from __future__ import annotations
