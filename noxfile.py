@@ -32,8 +32,14 @@ PINS_COMMAND = "python -m nox -s pins"
 OLDEST_PYTHON = "3.10"
 
 
+def _pinned(openai: str) -> list[str]:
+    """What the pins of one openai major version cover (uv pip compile's inputs): a new session's tools
+    go in the dev extras or a requirements file named here, then `nox -s pins -- --upgrade-package X`."""
+    return ["pyproject.toml", "--extra", "dev", f"sdk_tests/requirements-openai{openai}.txt"]
+
+
 def _compile(session: nox.Session, openai: str, output: Path, options: Sequence[str]) -> None:
-    """Resolve the dev extras and the SDK tests' requirements of one openai major version into `output`.
+    """Resolve `_pinned(openai)` with openai of that major version into `output`.
 
     uv keeps every version already in `output` unless told to upgrade it (`options`) or a package it
     upgrades needs a newer one.
@@ -41,9 +47,8 @@ def _compile(session: nox.Session, openai: str, output: Path, options: Sequence[
     wanted = output.with_name(f"openai{openai}-range.in")  # uv compiles files, not requirement strings
     wanted.write_text(OPENAI_VERSIONS[openai] + "\n")
     session.run(
-        "uv", "pip", "compile", "--quiet", "pyproject.toml", "--extra", "dev",
-        f"sdk_tests/requirements-openai{openai}.txt", "-c", str(wanted), "-o", str(output), *options,
-    )  # fmt: skip
+        "uv", "pip", "compile", "--quiet", *_pinned(openai), "-c", str(wanted), "-o", str(output), *options
+    )
     wanted.unlink()
 
 

@@ -288,9 +288,9 @@ async def test_an_async_stream_left_inside_an_async_with_block_is_recorded_once_
 def sdk_model(litellm: Any) -> Iterator[str]:
     """A model of a LiteLLM custom provider that answers with the OpenAI SDK's `chat.completions.create`.
 
-    LiteLLM's own `openai/` route called that method before 1.110; it now posts with the client's
-    low-level `post()`, which neatlogs does not trace. This provider keeps an OpenAI SDK call
-    underneath a LiteLLM call whatever LiteLLM's own route does.
+    LiteLLM 1.80's own `openai/` route calls the SDK's `create` (with_raw_response); 1.110's posts with
+    the client's low-level `post()`, which neatlogs does not trace. This provider keeps an OpenAI SDK
+    call underneath a LiteLLM call whatever LiteLLM's own route does.
     """
     import openai
 
