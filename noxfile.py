@@ -1,8 +1,17 @@
-"""The whole test suite: lint, then the tests against every openai major version users have."""
+"""The whole test suite: lint, then the tests against every openai major version users have.
+
+What is not under test (pytest, ruff, mypy, LiteLLM, Starlette, the OpenTelemetry SDK, ...) is pinned
+in constraints/openai{1,2,3}.txt, one file per openai major version (LiteLLM releases after 1.80.0 need
+openai 2 or later). What is under test floats: each session takes the newest openai of its major
+version, and `tests_litellm_newest` the newest LiteLLM. `python -m nox -s pins` refreshes the pins.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
 
 import nox
 
@@ -17,12 +26,60 @@ nox.options.error_on_missing_interpreters = True
 
 # The newest release of each major version; 3.x moved from httpx to httpx2.
 OPENAI_VERSIONS = {"1": "openai>=1,<2", "2": "openai>=2,<3", "3": "openai>=3,<4"}
+PINS = Path("constraints")
+PINS_COMMAND = "python -m nox -s pins"
+# The oldest Python neatlogs supports: the pins hold for it and every newer one (`--universal`).
+OLDEST_PYTHON = "3.10"
+
+
+def _pinned(openai: str) -> list[str]:
+    """What the pins of one openai major version cover (uv pip compile's inputs): a new session's tools
+    go in the dev extras or a requirements file named here, then `nox -s pins -- --upgrade-package X`."""
+    return ["pyproject.toml", "--extra", "dev", f"sdk_tests/requirements-openai{openai}.txt"]
+
+
+def _compile(session: nox.Session, openai: str, output: Path, options: Sequence[str]) -> None:
+    """Resolve `_pinned(openai)` with openai of that major version into `output`.
+
+    uv keeps every version already in `output` unless told to upgrade it (`options`) or a package it
+    upgrades needs a newer one.
+    """
+    wanted = output.with_name(f"openai{openai}-range.in")  # uv compiles files, not requirement strings
+    wanted.write_text(OPENAI_VERSIONS[openai] + "\n")
+    session.run(
+        "uv", "pip", "compile", "--quiet", *_pinned(openai), "-c", str(wanted), "-o", str(output), *options
+    )
+    wanted.unlink()
+
+
+def install(session: nox.Session, *requirements: str, openai: str, floating: Sequence[str] = ()) -> None:
+    """Install `requirements` at the versions pinned for openai `openai` (1, 2 or 3).
+
+    Packages named in `floating` go to their newest release instead, moving a pinned dependency only
+    where that release needs a newer one. A package the pins leave out (openai itself) is free, within
+    the range `requirements` give.
+    """
+    pins = PINS / f"openai{openai}.txt"
+    if floating:
+        lock = Path(session.virtualenv.location) / "pins.txt"
+        shutil.copyfile(pins, lock)
+        python = Path(session.bin) / "python"
+        upgrade = [f"--upgrade-package={name}" for name in floating]
+        _compile(session, openai, lock, ["--python", str(python), *upgrade])
+        pins = lock
+    session.install("-c", str(pins), *requirements)
+
+
+def _print_versions(session: nox.Session, *packages: str) -> None:
+    # From the installed metadata: importing LiteLLM would fetch its model cost map.
+    code = f"from importlib.metadata import version; print(*(p + ' ' + version(p) for p in {packages!r}))"
+    session.run("python", "-c", code)
 
 
 @nox.session(python=None)
 def lint(session: nox.Session) -> None:
     """ruff (lint + format) and mypy --strict."""
-    session.install("-e", ".[dev]")
+    install(session, "-e", ".[dev]", OPENAI_VERSIONS["3"], openai="3")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
@@ -31,25 +88,59 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=None)
 @nox.parametrize("openai", list(OPENAI_VERSIONS))
 def tests(session: nox.Session, openai: str) -> None:
-    """The test suite against the newest openai of one major version."""
-    session.install("-e", ".[dev]", OPENAI_VERSIONS[openai])
-    session.run("python", "-c", "import openai; print('openai', openai.__version__)")
+    """The test suite against the newest openai of one major version; everything else pinned."""
+    install(session, "-e", ".[dev]", OPENAI_VERSIONS[openai], openai=openai, floating=["openai"])
+    _print_versions(session, "openai", "litellm")
     session.run("pytest", *session.posargs)
 
 
 @nox.session(python=None)
 def tests_openai0(session: nox.Session) -> None:
     """openai 0.28's module-level API (tests/v0). Not `.[dev]`: its tools need openai >= 1."""
-    session.install("-e", ".", "openai==0.28.1", "pytest>=8", "pytest-asyncio>=0.23", "pytest-timeout>=2.3")
-    session.run("python", "-c", "import openai; print('openai', openai.__version__)")
+    install(session, "-e", ".", "openai==0.28.1", "pytest", "pytest-asyncio", "pytest-timeout", openai="1")
+    _print_versions(session, "openai")
     session.run("pytest", "tests/v0", "--confcutdir=tests/v0", *session.posargs)
+
+
+@nox.session(python=None)
+def tests_litellm_newest(session: nox.Session) -> None:
+    """The LiteLLM tests against the newest LiteLLM release (the other sessions pin it), newest openai 3.x.
+
+    A failure here alone means an upstream LiteLLM release changed something neatlogs relies on.
+    """
+    install(session, "-e", ".[dev]", OPENAI_VERSIONS["3"], openai="3", floating=["openai", "litellm"])
+    _print_versions(session, "openai", "litellm")
+    session.run("pytest", "tests/test_litellm.py", *session.posargs)
 
 
 @nox.session(python=None)
 @nox.parametrize("openai", list(OPENAI_VERSIONS))
 def sdk(session: nox.Session, openai: str) -> None:
     """The openai SDK's own offline test-suite without and with neatlogs: no test may end differently."""
-    session.install("-e", ".", OPENAI_VERSIONS[openai], "-r", f"sdk_tests/requirements-openai{openai}.txt")
+    requirements = f"sdk_tests/requirements-openai{openai}.txt"
+    install(
+        session, "-e", ".", OPENAI_VERSIONS[openai], "-r", requirements, openai=openai, floating=["openai"]
+    )
     session.run("pytest", "sdk_tests/test_harness.py", "-p", "no:cacheprovider")
     version = session.run("python", "-c", "import openai; print(openai.__version__)", silent=True)
     session.run("python", "sdk_tests/run.py", "--openai-version", str(version).strip(), *session.posargs)
+
+
+@nox.session(python=None, default=False)
+def pins(session: nox.Session) -> None:
+    """Refresh constraints/openai{1,2,3}.txt to the newest releases (not part of the default run).
+
+    Arguments after `--` replace `--upgrade`: `-- --upgrade-package litellm` moves LiteLLM (and what
+    it needs) only.
+    """
+    options = session.posargs or ["--upgrade"]
+    for openai in OPENAI_VERSIONS:
+        _compile(
+            session,
+            openai,
+            PINS / f"openai{openai}.txt",
+            [
+                "--universal", f"--python-version={OLDEST_PYTHON}", "--no-emit-package=openai",
+                f"--custom-compile-command={PINS_COMMAND}", *options,
+            ],
+        )  # fmt: skip

@@ -181,6 +181,9 @@ def test_a_stream_abandoned_after_an_early_break_is_recorded_once_as_incomplete(
         if index == 2:
             break
     assert litellm_provider.get_conversation_history() == []
+    if hasattr(stream, "close"):  # LiteLLM 1.110 and later
+        stream.close()
+        assert len(litellm_provider.get_conversation_history()) == 1
     del stream
     gc.collect()
 
@@ -207,7 +210,7 @@ async def test_an_async_stream_closed_or_abandoned_early_is_recorded_once_as_inc
 
 
 def test_the_stream_proxy_lacks_what_the_wrapper_lacks(
-    litellm_provider: LiteLLMProvider, call: Callable[..., Any]
+    litellm_provider: LiteLLMProvider, call: Callable[..., Any], litellm: Any
 ) -> None:
     litellm_provider.undo_override()
     plain = call(stream=True)
@@ -216,14 +219,101 @@ def test_the_stream_proxy_lacks_what_the_wrapper_lacks(
 
     for name in ("close", "aclose", "send", "throw", "asend", "athrow"):
         assert hasattr(traced, name) == hasattr(plain, name), name
-    with pytest.raises(Exception) as untraced, plain:
-        pass
-    with pytest.raises(type(untraced.value)), traced:
-        pass
-    list(plain), list(traced)
+    if _wrapper_is_a_context_manager(litellm):  # LiteLLM 1.110 and later: `with` closes the stream
+        with plain as entered:
+            assert entered is plain
+        with traced as entered:
+            assert entered is traced
+    else:
+        with pytest.raises(Exception) as untraced, plain:
+            pass
+        with pytest.raises(type(untraced.value)), traced:
+            pass
+        list(plain), list(traced)
+
+
+def _wrapper_is_a_context_manager(litellm: Any) -> bool:
+    # Asked of LiteLLM's class: the traced stream's type has `__enter__` always, failing where LiteLLM's does.
+    wrapper = litellm.CustomStreamWrapper
+    return hasattr(wrapper, "__enter__") and hasattr(wrapper, "__exit__")
+
+
+def test_a_stream_left_inside_a_with_block_is_recorded_once_as_incomplete_and_a_finished_one_as_success(
+    litellm_provider: LiteLLMProvider, call: Callable[..., Any], litellm: Any
+) -> None:
+    left = call(messages=LONG, stream=True, extra_headers={"x-fake-chunks": "20"})
+    if not _wrapper_is_a_context_manager(litellm):  # before 1.110 `with` fails, as it does untraced
+        with pytest.raises((TypeError, AttributeError)), left:  # AttributeError before Python 3.11
+            pass
+        list(left)
+        (record,) = litellm_provider.get_conversation_history()
+        assert record["status"] == "success"
+        return
+    with left:
+        next(left), next(left)
+    (record,) = litellm_provider.get_conversation_history()
+    assert record["status"] == "incomplete" and record["completion"]["content"]
+
+    with call(messages=LONG, stream=True) as finished:
+        chunks = list(finished)
+    del left, finished
+    gc.collect()
+
+    first, second = litellm_provider.get_conversation_history()
+    assert first["status"] == "incomplete"
+    assert second["status"] == "success" and second["completion"]["content"] == _content(chunks)
+
+
+async def test_an_async_stream_left_inside_an_async_with_block_is_recorded_once_as_incomplete(
+    litellm_provider: LiteLLMProvider, acall: Callable[..., Any], litellm: Any
+) -> None:
+    stream = await acall(messages=LONG, stream=True, extra_headers={"x-fake-chunks": "20"})
+    if not hasattr(litellm.CustomStreamWrapper, "__aexit__"):  # before LiteLLM 1.110
+        with pytest.raises((TypeError, AttributeError)):
+            async with stream:
+                pass
+        [chunk async for chunk in stream]
+        (record,) = litellm_provider.get_conversation_history()
+        assert record["status"] == "success"
+        return
+    async with stream as entered:
+        assert entered is stream
+        for _ in range(3):
+            await stream.__anext__()
+    assert len(litellm_provider.get_conversation_history()) == 1
+    del stream, entered
+    gc.collect()
+
+    (record,) = litellm_provider.get_conversation_history()
+    assert record["status"] == "incomplete" and record["completion"]["content"]
 
 
 # ---- one call, one record, with the OpenAI SDK traced too ----
+
+
+@pytest.fixture
+def sdk_model(litellm: Any) -> Iterator[str]:
+    """A model of a LiteLLM custom provider that answers with the OpenAI SDK's `chat.completions.create`.
+
+    LiteLLM 1.80's own `openai/` route calls the SDK's `create` (with_raw_response); 1.110's posts with
+    the client's low-level `post()`, which neatlogs does not trace. This provider keeps an OpenAI SDK
+    call underneath a LiteLLM call whatever LiteLLM's own route does.
+    """
+    import openai
+
+    class OpenAISDKProvider(litellm.CustomLLM):  # type: ignore[misc]
+        def completion(
+            self, model: str, messages: list[Any], api_base: str, *args: Any, **kwargs: Any
+        ) -> Any:
+            client = openai.OpenAI(base_url=api_base, api_key=kwargs["api_key"], max_retries=0)
+            response = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+            return litellm.ModelResponse(**response.model_dump())
+
+    before = litellm.custom_provider_map
+    litellm.custom_provider_map = [{"provider": "sdk-underneath", "custom_handler": OpenAISDKProvider()}]
+    # Not an OpenAI model name: LiteLLM 1.80 sends those to its OpenAI route, whatever the provider.
+    yield "sdk-underneath/echo"
+    litellm.custom_provider_map = before
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["response", "stream"])
@@ -237,6 +327,17 @@ def test_with_openai_traced_too_a_litellm_call_makes_one_record(
     (record,) = tracker.get_conversation_history()
     assert record["provider"] == "litellm" and record["stream"] is stream
     assert record["completion"]["content"] == "Echo: hello there"
+    assert len(fake_openai.requests) == 1
+
+
+def test_with_openai_traced_too_a_litellm_call_that_calls_the_openai_sdk_makes_one_record(
+    tracker: LLMTracker, call: Callable[..., Any], fake_openai: Any, sdk_model: str
+) -> None:
+    response = call(model=sdk_model)
+
+    (record,) = tracker.get_conversation_history()
+    assert record["provider"] == "litellm" and record["model"] == sdk_model
+    assert record["completion"]["content"] == response.choices[0].message.content == "Echo: hello there"
     assert len(fake_openai.requests) == 1
 
 
@@ -254,12 +355,12 @@ async def test_with_openai_traced_too_a_litellm_async_call_makes_one_record(
 
 
 def test_without_the_litellm_provider_the_openai_call_underneath_is_recorded(
-    call: Callable[..., Any], litellm: Any
+    call: Callable[..., Any], sdk_model: str
 ) -> None:
     openai_only = OpenAIProvider(otel=False)
     openai_only.override()
     try:
-        call()
+        call(model=sdk_model)
     finally:
         openai_only.undo_override()
 
