@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import gzip
 import json
@@ -12,19 +13,25 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 import requests
 from opentelemetry import context as otel_context
 
 import neatlogs
+from neatlogs import _sanitize
 from neatlogs._collector.server import CollectorServer
 from neatlogs._export import ExporterSettings, exporter_sink, exporter_stats, flush_all, http, shutdown_all
 from neatlogs._record import CallRecord, PackedChunks
 from tests.fake_collector import FakeCollector
+from tests.helpers import choose_json_library
+
+ORJSON = _sanitize._orjson
 
 KEY = "nl-test-SECRET-key-5f3a9c"
 ENV_NAMES = (
@@ -563,6 +570,59 @@ def test_exit_without_flush_still_delivers_every_record(collector: FakeCollector
     assert result.returncode == 0, result.stderr
     assert len(collector.ids()) == 250
     assert set(collector.deliveries.values()) == {1}
+
+
+# ---- lone surrogates ----
+
+
+@pytest.fixture(params=["stdlib", "orjson"])
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The records' own JSON texts made with the stdlib's encoder, and with orjson when installed."""
+    return choose_json_library(request, monkeypatch, _sanitize, ORJSON)
+
+
+def test_a_prompt_with_a_lone_surrogate_reaches_the_real_collector_as_u_fffd_with_the_rest_of_its_batch(
+    make_provider: Any, client: openai.OpenAI, tmp_path: Path, encoder: str
+) -> None:
+    name = os.fsdecode(b"report-\xff.txt")  # "report-\udcff.txt": an undecodable file name
+    trace = uuid.uuid4().hex
+    with CollectorServer(tmp_path / "records.db") as server:
+        provider = make_provider(trace_id=trace, endpoint=server.url)
+        for text in ("before", f"summarise {name}", "after \U0001f600"):
+            # The SDK cannot send the undecodable name either: the failed call is recorded.
+            with contextlib.suppress(UnicodeEncodeError):
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
+                )
+        assert neatlogs.flush(10)
+        found = requests.get(f"{server.url}/v1/records", params={"trace_id": trace, "limit": 10}, timeout=10)
+        assert found.status_code == 200, found.text
+        again = requests.get(f"{server.url}/v1/records", params={"q": "summarise"}, timeout=10)
+        assert again.status_code == 200, again.text
+    prompts = sorted(r["prompt"][0]["content"] for r in found.json()["records"])
+    assert prompts == ["after \U0001f600", "before", "summarise report-\ufffd.txt"]
+    assert len(provider.get_conversation_history()) == 3
+
+
+def test_lone_surrogates_in_keys_and_values_are_sent_as_u_fffd_in_valid_utf8(
+    collector: FakeCollector, tmp_path: Path, encoder: str
+) -> None:
+    def reader(record: CallRecord) -> dict[str, Any]:
+        read = _reader(record)
+        read["request"]["tool \udcff"] = ["\ud800 alone", "pair \ud83d\ude00", "ok \U0001f600"]
+        return read
+
+    sink = exporter_sink(make_settings(collector, spool_dir=str(tmp_path)))
+    for n in range(3):
+        record = CallRecord("openai", "chat", reader, request={"n": n, "marker": ""}, stream=False)
+        record.t_end = record.t_start + 1_000_000
+        sink.emit(record)
+    assert flush_all(5)
+    for captured in collector.requests:
+        gzip.decompress(captured.body).decode("utf-8")  # strict: no surrogate made it into the bytes
+    assert len(collector.records) == 3
+    for record in collector.records.values():
+        assert record["request"]["tool \ufffd"] == ["\ufffd alone", "pair \ufffd\ufffd", "ok \U0001f600"]
 
 
 # ---- spool ----

@@ -21,10 +21,14 @@ _SURROGATES = "neatlogs.replace_surrogates"
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str)
 
 
-def _replace_surrogates(error: UnicodeError) -> tuple[str, int]:
-    # UTF-8 refuses nothing but surrogates, so every refused code point is one.
+_FFFD = "\ufffd".encode()
+
+
+def _replace_surrogates(error: UnicodeError) -> tuple[bytes, int]:
+    # UTF-8 refuses nothing but surrogates, so every refused code point is one. The replacement is
+    # bytes: the UTF-8 encoder takes only ASCII from an error handler's str.
     if isinstance(error, UnicodeEncodeError):
-        return "\ufffd" * (error.end - error.start), error.end
+        return _FFFD * (error.end - error.start), error.end
     raise error
 
 
