@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import codecs
 import json
-from typing import Any
+from typing import Any, cast
 
+from .. import _sanitize
 from .._sanitize import EncodedRecord
 
 Record = dict[str, Any]
@@ -35,17 +36,18 @@ def _replace_surrogates(error: UnicodeError) -> tuple[bytes, int]:
 codecs.register_error(_SURROGATES, _replace_surrogates)
 
 
-def record_text(record: Record) -> str:
-    """One record's compact JSON; lone surrogates are left for `to_utf8`. Raises what the encoder
-    raises (TypeError, ValueError, RecursionError, or whatever a value's `str()` raises)."""
-    if type(record) is EncodedRecord:
-        text: str = record.json
-        # The stdlib's text escapes non-ASCII, so a lone surrogate shows as `\udXXX` there (orjson
-        # refuses them, and its texts are plain UTF-8). A pair (an emoji) looks the same: such a
-        # record is encoded again, which replaces only the lone ones.
-        if "\\ud" not in text:
-            return text
-    return _ENCODER.encode(record)
+def _made_by_orjson() -> bool:
+    # `json_text` makes records' texts with orjson whenever it is installed (the `speedups` extra).
+    return getattr(_sanitize, "_orjson", None) is not None
+
+
+def _own_text(text: str, by_orjson: bool) -> bool:
+    """Whether a record's own text can be sent as it is (holds no lone surrogate)."""
+    # orjson refuses lone surrogates: its texts never hold one (and only its texts are not ASCII).
+    # The stdlib's escape non-ASCII, so one shows as `\udXXX` there; so does a pair (an emoji):
+    # such a record is encoded again, which replaces only the lone ones. A search for a backslash
+    # (memchr) spares most texts the slower search for three characters.
+    return by_orjson or not text.isascii() or "\\" not in text or "\\ud" not in text
 
 
 def to_utf8(text: str) -> bytes:
@@ -54,18 +56,32 @@ def to_utf8(text: str) -> bytes:
 
 
 def record_texts(records: list[Record]) -> tuple[list[str], list[Record], list[BaseException]]:
-    """The texts of the records that can be encoded, those records, and the errors of the others."""
+    """The compact JSON texts of the records that can be encoded (lone surrogates left for `to_utf8`),
+    those records, and the errors of the others (TypeError, ValueError, RecursionError, or whatever
+    a value's `str()` raises)."""
+    by_orjson = _made_by_orjson()
+    # The common case, at the cost of a list comprehension: every record has its own text, and
+    # none holds a surrogate (see `_own_text`).
+    own = [record.json if type(record) is EncodedRecord else None for record in records]
+    if None not in own:
+        ready = cast("list[str]", own)
+        if by_orjson or not any("\\" in text and "\\ud" in text for text in ready):
+            return ready, records, []
     texts: list[str] = []
+    append = texts.append
     errors: list[BaseException] = []
     kept: list[Record] | None = None  # records itself until one is left out
     for i, record in enumerate(records):
-        try:
-            texts.append(record_text(record))
-        except Exception as exc:
-            if kept is None:
-                kept = records[:i]
-            errors.append(exc)
-            continue
+        if type(record) is EncodedRecord and _own_text(record.json, by_orjson):
+            append(record.json)
+        else:
+            try:
+                append(_ENCODER.encode(record))
+            except Exception as exc:
+                if kept is None:
+                    kept = records[:i]
+                errors.append(exc)
+                continue
         if kept is not None:
             kept.append(record)
     return texts, (records if kept is None else kept), errors

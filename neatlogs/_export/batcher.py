@@ -238,6 +238,7 @@ class Pipeline:
                     return  # shut down
                 except BaseException as exc:
                     log_internal_error(f"the exporter worker ({type(exc).__name__})")
+                self._draining = False
                 if self._stop_at is not None:
                     return
                 self._kick.wait(_ERROR_PAUSE)
@@ -484,6 +485,7 @@ class Pipeline:
         except Exception as exc:  # cannot happen with the reader as written; a file must not stop the rest
             log_internal_error(f"reading a spooled batch ({type(exc).__name__})")
             records, bad_lines = [], 1
+        result = Delivery()
         if records:
             result = client.deliver(
                 records,
@@ -498,24 +500,27 @@ class Pipeline:
                 if result.auth_refused:
                     self._auth_paused_until = time.monotonic() + _AUTH_PAUSE
                 return False
-            _STATS.add(sent=result.sent, failed=result.failed, dropped=result.dropped)
+        where = ""
         try:
-            if not bad_lines:
+            if bad_lines:
+                try:
+                    where = str(spool.set_aside(path))
+                except OSError:
+                    spool.remove(path)  # cannot be renamed: at least it must not be replayed again
+                    where = "nowhere (it could not be renamed, so it was deleted)"
+            else:
                 spool.remove(path)
-                return True
-            try:
-                where = str(spool.set_aside(path))
-            except OSError:
-                spool.remove(path)  # cannot be renamed: at least it must not be replayed again
-                where = "nowhere (it could not be renamed, so it was deleted)"
         except OSError as exc:
             self._report("spool_error", f"could not remove spooled batch {path}: {exc}")
+            where = "nowhere (it could not be renamed or deleted)"
+        _STATS.add(sent=result.sent, failed=result.failed, dropped=result.dropped)
+        if not bad_lines:
             return True
         _STATS.add(dropped=bad_lines, spool_bad_files=1)
         self._report(
             "spool_bad",
             f"spooled batch {path} is damaged: {bad_lines} unreadable line(s) dropped, "
-            f"{_records(len(records))} delivered; the file was moved to {where}",
+            f"{len(records)} readable record(s) sent; the file was moved to {where}",
         )
         return True
 
