@@ -97,12 +97,19 @@ def sdk_block() -> dict[str, str]:
     return {"name": "neatlogs", "version": version}
 
 
-def encode(records: list[Record], sdk: dict[str, str]) -> tuple[bytes, list[Record], list[BaseException]]:
+def encode_batch(
+    records: list[Record], sdk: dict[str, str]
+) -> tuple[bytes, list[Record], list[BaseException]]:
     """The gzip'd JSON body for a batch, the records it holds, and why the others were left out (a
     record that cannot be encoded must not cost the rest of its batch)."""
     texts, kept, errors = record_texts(records)
     text = '{"records":[' + ",".join(texts) + '],"sdk":' + json.dumps(sdk, separators=_SEPARATORS) + "}"
     return gzip.compress(to_utf8(text), compresslevel=_GZIP_LEVEL, mtime=0), kept, errors
+
+
+def encode(records: list[Record], sdk: dict[str, str]) -> bytes:
+    """The gzip'd JSON body for a batch (records that cannot be encoded are left out)."""
+    return encode_batch(records, sdk)[0]
 
 
 def _count(n: int) -> str:
@@ -256,7 +263,7 @@ class IngestClient:
     def encode(self, records: list[Record]) -> tuple[bytes, list[Record], list[BaseException]]:
         """The request body for `records` (see `deliver`'s `body`), the records it holds, and why
         the others could not be encoded."""
-        return encode(records, self._sdk)
+        return encode_batch(records, self._sdk)
 
     def deliver(
         self,
@@ -293,7 +300,7 @@ class IngestClient:
         while pending:
             chunk, chunk_body = pending.popleft()
             if chunk_body is None:
-                chunk_body, kept, errors = encode(chunk, self._sdk)
+                chunk_body, kept, errors = encode_batch(chunk, self._sdk)
                 if errors:
                     out.dropped += len(errors)
                     report("unencodable", describe_unencodable(errors))
