@@ -117,6 +117,7 @@ def _count(n: int) -> str:
 
 
 def describe_unencodable(errors: list[BaseException]) -> str:
+    """One log line for records left out of a batch because they could not be encoded."""
     first = errors[0]
     return (
         f"left out {len(errors)} record(s) that could not be encoded as JSON "
