@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._log import logger
-from ._redact import mask_secrets, may_hold_secret, text_masker
+from ._redact import mask_secrets, may_hold_secret, repair_redacted, required_before_redact, text_masker
 from ._sanitize import (
     MAX_BYTES_PER_CHAR,
     Cleaner,
@@ -291,19 +291,6 @@ def strip_content(record: Mapping[str, Any]) -> dict[str, Any]:
 
 # ---- building a view ----
 
-# Fields a redactor may not remove or retype: without them a record cannot be stored or found.
-_IDENTITY = {
-    "id": str,
-    "trace_id": str,
-    "provider": str,
-    "operation": str,
-    "started_at": str,
-    "ended_at": str,
-    "status": str,
-    "stream": bool,
-    "tags": list,
-    "capture": str,
-}
 # Redact functions whose failure was logged at WARNING level (later failures go to DEBUG).
 _failed_redactors: weakref.WeakSet[Any] = weakref.WeakSet()
 _failed_redactor_ids: set[int] = set()  # for callables that take no weak reference
@@ -366,7 +353,7 @@ def _log_redactor_failure(redact: Redactor, error: str) -> None:
 
 def _redact(cleaned: dict[str, Any], settings: CaptureSettings) -> tuple[dict[str, Any], int] | None:
     assert settings.redact is not None
-    identity = {key: cleaned.get(key) for key in _IDENTITY}
+    before = required_before_redact(cleaned)
     try:
         result = settings.redact(cleaned)
         if result is None:
@@ -376,11 +363,10 @@ def _redact(cleaned: dict[str, Any], settings: CaptureSettings) -> tuple[dict[st
     except Exception as exc:
         _log_redactor_failure(settings.redact, f"{type(exc).__name__}: {exc}")
         return None
-    for key, kind in _IDENTITY.items():
-        if not isinstance(result.get(key), kind):
-            result[key] = identity[key]
-    # Whatever the redactor put in is made JSON-safe and held to the same limits.
-    return _clean(result, settings, masks=False)
+    # Whatever the redactor put in is made JSON-safe and held to the same limits; a required key it
+    # removed or retyped is put back (or emptied, if it may hold content): the record stays valid.
+    redacted, chars = _clean(result, settings, masks=False)
+    return redacted, chars + repair_redacted(redacted, before, settings.redact)
 
 
 def _fit(

@@ -1,4 +1,5 @@
-"""Built-in masks for credentials and personal data that can show up in free text (prompts, errors).
+"""Built-in masks for credentials and personal data that can show up in free text (prompts, errors),
+and the repair of a record a user's redact function broke.
 
 Each mask first looks for a cheap marker (`"sk-"`, `"@"`, a digit, ...) so text without one costs a
 few substring searches; only text that has one is scanned with the regular expression.
@@ -7,7 +8,11 @@ few substring searches; only text that has one is scanned with the regular expre
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._log import logger
 
 from ._named_secrets import mask_named_secrets, may_hold_named_secret
 
@@ -113,3 +118,90 @@ def text_masker(secrets: bool, pii: bool) -> Callable[[str], str] | None:
     if pii:
         return mask_pii
     return None
+
+
+# ---- what a user's redact function may not break ----
+
+_NUMBER = (int, float)
+# Required keys (contract, section 2) put back as they were when the redact function removes or
+# retypes them: they identify the record and reveal nothing of its content.
+_RESTORED: dict[str, type | tuple[type, ...]] = {
+    "id": str,
+    "trace_id": str,
+    "provider": str,
+    "operation": str,
+    "started_at": str,
+    "ended_at": str,
+    "status": str,
+    "stream": bool,
+    "tags": list,
+    "capture": str,
+    "duration_ms": _NUMBER,
+}
+# Required keys that may hold what the function meant to remove: when it removes or retypes one it
+# gets an empty value of its type, never the value it had.
+_EMPTIED: dict[str, tuple[tuple[type, ...], Any]] = {
+    "model": ((str, type(None)), None),
+    "response_model": ((str, type(None)), None),
+    "request": ((dict,), {}),
+    "prompt": ((list, str, type(None)), None),
+    "completion": ((dict, str, type(None)), None),
+    "choices": ((list,), []),
+    "finish_reason": ((str, type(None)), None),
+    "usage": ((dict, type(None)), None),
+    "cost_usd": ((int, float, type(None)), None),
+    "ttft_ms": ((int, float, type(None)), None),
+    "error": ((dict, type(None)), None),
+}
+# Redact functions whose broken records were logged at WARNING (later ones go to DEBUG).
+_warned_redactors: weakref.WeakSet[Any] = weakref.WeakSet()
+_warned_redactor_ids: set[int] = set()  # for callables that take no weak reference
+
+
+def required_before_redact(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What `repair_redacted` puts back: taken before the redact function sees (and may change) it."""
+    return {key: record.get(key) for key in _RESTORED}
+
+
+def _fits(value: Any, kind: type | tuple[type, ...]) -> bool:
+    return isinstance(value, kind) and not (isinstance(value, bool) and kind is _NUMBER)
+
+
+def repair_redacted(record: dict[str, Any], before: Mapping[str, Any], redact: object) -> int:
+    """Make a redacted (and JSON-safe) record valid again, in place, keeping what can be kept:
+    identifying keys the function removed or retyped are put back, content keys get an empty value.
+    Returns about how many characters it added (for the record's size estimate)."""
+    broken: list[str] = []
+    added = 0
+    for key, kind in _RESTORED.items():
+        value = record.get(key)
+        if not _fits(value, kind) or (key == "id" and not value):
+            record[key] = before[key]
+            broken.append(key)
+            added += len(key) + len(str(before[key])) + 6
+    for key, (kinds, empty) in _EMPTIED.items():
+        value = record.get(key, ...)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            record[key] = type(empty)() if isinstance(empty, dict | list) else empty
+            broken.append(key)
+            added += len(key) + 8
+    if broken:
+        _log_repair(redact, broken)
+    return added
+
+
+def _log_repair(redact: object, keys: list[str]) -> None:
+    message = (
+        "neatlogs: the redact function removed or retyped required record keys (%s); identifying keys "
+        "were put back, content keys emptied, and the record kept"
+    )
+    try:
+        first = redact not in _warned_redactors
+        _warned_redactors.add(redact)
+    except TypeError:
+        first = id(redact) not in _warned_redactor_ids
+        _warned_redactor_ids.add(id(redact))
+    if not first:
+        logger.debug(message, ", ".join(keys))
+        return
+    logger.warning(message + ". Later records are logged at DEBUG level.", ", ".join(keys))

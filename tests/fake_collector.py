@@ -2,7 +2,9 @@
 
 Every request is captured (path, headers, raw body, the status answered). Behaviours:
 `fail_next(n, status, retry_after=...)`, `max_records` (413 above it), `required_key` (401 without it),
-`delay` (answer slowly), `down()` / `up()` (close the port and reopen the same one).
+`refuse` (400 for a batch holding a record it picks, naming the first as `records[i]` as the real
+collector does, or naming none with `name_refused = False`), `delay` (answer slowly), `down()` / `up()`
+(close the port and reopen the same one).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import gzip
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -39,11 +42,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        status, headers = self.server.collector._answer(self.path, dict(self.headers.items()), body)
+        status, headers, problem = self.server.collector._answer(self.path, dict(self.headers.items()), body)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
-        payload = b'{"ok": true}' if status < 300 else b'{"error": "fake collector says no"}'
+        payload = b'{"ok": true}' if status < 300 else json.dumps({"error": problem}).encode()
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -64,6 +67,8 @@ class FakeCollector:
         self.max_records: int | None = None
         self.required_key: str | None = None
         self.delay = 0.0
+        self.refuse: Callable[[dict[str, Any]], bool] | None = None
+        self.name_refused = True
         self._server: _Server | None = None
         self.port = port
         self.up()
@@ -124,32 +129,38 @@ class FakeCollector:
 
     # ---- the handler's side ----
 
-    def _answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str]]:
+    def _answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], str]:
         if self.delay:
             time.sleep(self.delay)
-        status, extra = self._decide(path, headers, raw)
+        status, extra, problem = self._decide(path, headers, raw)
         with self._lock:
             self.requests.append(Captured(path, headers, raw, status))
-        return status, extra
+        return status, extra, problem
 
-    def _decide(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str]]:
+    def _decide(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], str]:
+        no = "fake collector says no"
         with self._lock:
             if self._script:
                 status, retry_after = self._script.popleft()
-                return status, ({"Retry-After": retry_after} if retry_after is not None else {})
+                return status, ({"Retry-After": retry_after} if retry_after is not None else {}), no
         if path != "/v1/records":
-            return 404, {}
+            return 404, {}, no
         if self.required_key is not None and headers.get("Authorization") != f"Bearer {self.required_key}":
-            return 401, {}
+            return 401, {}, no
         try:
             data = gzip.decompress(raw) if headers.get("Content-Encoding") == "gzip" else raw
             records = json.loads(data)["records"]
         except (OSError, ValueError, KeyError, TypeError):
-            return 400, {}
+            return 400, {}, "body is not gzip'd JSON"
         if self.max_records is not None and len(records) > self.max_records:
-            return 413, {}
+            return 413, {}, no
+        refuse = self.refuse
+        if refuse is not None:
+            for index, record in enumerate(records):
+                if refuse(record):
+                    return 400, {}, (f"records[{index}] is refused" if self.name_refused else no)
         with self._lock:
             for record in records:
                 self.records[record["id"]] = record
                 self.deliveries[record["id"]] += 1
-        return 200, {}
+        return 200, {}, ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import gzip
 import json
@@ -12,18 +13,25 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 import requests
 from opentelemetry import context as otel_context
 
 import neatlogs
+from neatlogs import _sanitize
+from neatlogs._collector.server import CollectorServer
 from neatlogs._export import ExporterSettings, exporter_sink, exporter_stats, flush_all, http, shutdown_all
 from neatlogs._record import CallRecord, PackedChunks
 from tests.fake_collector import FakeCollector
+from tests.helpers import choose_json_library
+
+ORJSON = _sanitize._orjson
 
 KEY = "nl-test-SECRET-key-5f3a9c"
 ENV_NAMES = (
@@ -280,22 +288,135 @@ def test_a_single_record_too_large_is_dropped_and_counted_as_failed(collector: F
     assert collector.statuses().count(413) == 7  # 4 -> 2 + 2 -> 1 + 1 + 1 + 1
 
 
-def test_400_drops_the_batch_counts_it_failed_and_logs_once(
+def test_other_4xx_drops_the_batch_counts_it_failed_and_logs_once(
     collector: FakeCollector, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="neatlogs")
     before = exporter_stats()
-    collector.fail_next(3, 400)
+    collector.fail_next(3, 404)
     sink = exporter_sink(make_settings(collector))
     for n in range(30):
         sink.emit(make_record(n))
         if n % 10 == 9:
             assert flush_all(5)
-    assert collector.statuses() == [400, 400, 400]
+    assert collector.statuses() == [404, 404, 404]
     assert delta(before, "failed") == 30
     assert delta(before, "retried") == 0
     refused = [r for r in caplog.records if "refused" in r.getMessage()]
     assert len(refused) == 1
+
+
+def _bad(*numbers: int) -> Any:
+    return lambda record: record["request"]["n"] in numbers
+
+
+def test_a_400_naming_a_record_drops_only_that_record_and_delivers_the_rest_of_the_batch(
+    collector: FakeCollector, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="neatlogs")
+    before = exporter_stats()
+    collector.refuse = _bad(7, 12, 13)
+    sink = exporter_sink(make_settings(collector, batch_size=20))
+    for n in range(20):
+        sink.emit(make_record(n))
+    assert flush_all(5)
+    assert sorted(r["request"]["n"] for r in collector.records.values()) == sorted(
+        set(range(20)) - {7, 12, 13}
+    )
+    assert set(collector.deliveries.values()) == {1}
+    assert collector.statuses().count(400) == 3  # one per bad record: the answer names it
+    assert delta(before, "failed") == 3
+    assert delta(before, "sent") == 17
+    refused = [r.getMessage() for r in caplog.records if "refused record" in r.getMessage()]
+    assert len(refused) == 1 and "records[7]" in refused[0]
+
+
+def test_a_400_naming_no_record_is_bisected_until_the_bad_record_is_alone(collector: FakeCollector) -> None:
+    before = exporter_stats()
+    collector.refuse = _bad(7)
+    collector.name_refused = False
+    sink = exporter_sink(make_settings(collector, batch_size=20))
+    for n in range(20):
+        sink.emit(make_record(n))
+    assert flush_all(5)
+    assert sorted(r["request"]["n"] for r in collector.records.values()) == [n for n in range(20) if n != 7]
+    assert set(collector.deliveries.values()) == {1}
+    assert collector.statuses().count(400) <= http.refusal_budget(20) == 6  # log2(20) rounds, then alone
+    assert delta(before, "failed") == 1
+
+
+@pytest.mark.parametrize("names_a_record", [True, False])
+def test_a_collector_that_refuses_everything_costs_log2_requests_then_two_per_batch(
+    collector: FakeCollector, caplog: pytest.LogCaptureFixture, names_a_record: bool
+) -> None:
+    caplog.set_level(logging.WARNING, logger="neatlogs")
+    before = exporter_stats()
+    collector.refuse = lambda record: True  # e.g. a collector that speaks another protocol
+    collector.name_refused = names_a_record
+    sink = exporter_sink(make_settings(collector, batch_size=16, flush_interval=5.0))  # full batches only
+    counts = []
+    for n in range(64):
+        sink.emit(make_record(n))
+        if n % 16 == 15:
+            assert flush_all(5)
+            counts.append(len(collector.requests) - sum(counts))
+    assert counts == [http.refusal_budget(16) + 1, 2, 2, 2]  # 6 = log2(16) + 2
+    assert collector.ids() == set()
+    assert delta(before, "failed") == 64
+    assert delta(before, "sent") == 0 and delta(before, "dropped") == 0
+    assert len([r for r in caplog.records if "refused" in r.getMessage()]) <= 2  # once per kind
+
+
+def test_a_record_the_real_collector_refuses_costs_only_itself(tmp_path: Path) -> None:
+    def reader(record: CallRecord) -> dict[str, Any]:
+        read = _reader(record)
+        if record.request["n"] == 7:
+            read["trace_id"] = 7  # the collector's 400: "records[7] has a 'trace_id' that is not a string"
+        return read
+
+    before = exporter_stats()
+    trace = "real-collector-400"
+    with CollectorServer(tmp_path / "records.db") as server:
+        sink = exporter_sink(
+            ExporterSettings.resolve(endpoint=server.url, batch_size=20, flush_interval=0.05)
+        )
+        for n in range(20):
+            record = CallRecord("openai", "chat", reader, request={"n": n, "marker": ""}, stream=False)
+            record.trace_id = trace
+            record.t_end = record.t_start + 1_000_000
+            sink.emit(record)
+        assert flush_all(10)
+        found = requests.get(f"{server.url}/v1/records", params={"trace_id": trace, "limit": 100}, timeout=10)
+    assert found.status_code == 200
+    assert sorted(r["request"]["n"] for r in found.json()["records"]) == [n for n in range(20) if n != 7]
+    assert delta(before, "failed") == 1
+    assert delta(before, "sent") == 19
+
+
+def test_a_record_that_cannot_be_encoded_is_dropped_and_counted_and_later_records_still_arrive(
+    collector: FakeCollector, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="neatlogs")
+
+    def reader(record: CallRecord) -> dict[str, Any]:
+        read = _reader(record)
+        if record.request["n"] == 3:
+            read["request"]["huge"] = 10**5000  # more digits than Python converts to text
+        return read
+
+    before = exporter_stats()
+    sink = exporter_sink(make_settings(collector))
+    for n in range(10):
+        record = CallRecord("openai", "chat", reader, request={"n": n, "marker": ""}, stream=False)
+        record.t_end = record.t_start + 1_000_000
+        sink.emit(record)
+    assert flush_all(5)
+    for n in range(10, 15):
+        sink.emit(make_record(n))
+    assert flush_all(5)
+    assert sorted(r["request"]["n"] for r in collector.records.values()) == [n for n in range(15) if n != 3]
+    assert delta(before, "dropped") == 1 and delta(before, "sent") == 14
+    assert len([r for r in caplog.records if "could not be encoded" in r.getMessage()]) == 1
 
 
 def test_wrong_key_logs_one_clear_error_and_sends_no_retry_storm(
@@ -451,6 +572,59 @@ def test_exit_without_flush_still_delivers_every_record(collector: FakeCollector
     assert set(collector.deliveries.values()) == {1}
 
 
+# ---- lone surrogates ----
+
+
+@pytest.fixture(params=["stdlib", "orjson"])
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The records' own JSON texts made with the stdlib's encoder, and with orjson when installed."""
+    return choose_json_library(request, monkeypatch, _sanitize, ORJSON)
+
+
+def test_a_prompt_with_a_lone_surrogate_reaches_the_real_collector_as_u_fffd_with_the_rest_of_its_batch(
+    make_provider: Any, client: openai.OpenAI, tmp_path: Path, encoder: str
+) -> None:
+    name = os.fsdecode(b"report-\xff.txt")  # "report-\udcff.txt": an undecodable file name
+    trace = uuid.uuid4().hex
+    with CollectorServer(tmp_path / "records.db") as server:
+        provider = make_provider(trace_id=trace, endpoint=server.url)
+        for text in ("before", f"summarise {name}", "after \U0001f600"):
+            # The SDK cannot send the undecodable name either: the failed call is recorded.
+            with contextlib.suppress(UnicodeEncodeError):
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
+                )
+        assert neatlogs.flush(10)
+        found = requests.get(f"{server.url}/v1/records", params={"trace_id": trace, "limit": 10}, timeout=10)
+        assert found.status_code == 200, found.text
+        again = requests.get(f"{server.url}/v1/records", params={"q": "summarise"}, timeout=10)
+        assert again.status_code == 200, again.text
+    prompts = sorted(r["prompt"][0]["content"] for r in found.json()["records"])
+    assert prompts == ["after \U0001f600", "before", "summarise report-\ufffd.txt"]
+    assert len(provider.get_conversation_history()) == 3
+
+
+def test_lone_surrogates_in_keys_and_values_are_sent_as_u_fffd_in_valid_utf8(
+    collector: FakeCollector, tmp_path: Path, encoder: str
+) -> None:
+    def reader(record: CallRecord) -> dict[str, Any]:
+        read = _reader(record)
+        read["request"]["tool \udcff"] = ["\ud800 alone", "pair \ud83d\ude00", "ok \U0001f600"]
+        return read
+
+    sink = exporter_sink(make_settings(collector, spool_dir=str(tmp_path)))
+    for n in range(3):
+        record = CallRecord("openai", "chat", reader, request={"n": n, "marker": ""}, stream=False)
+        record.t_end = record.t_start + 1_000_000
+        sink.emit(record)
+    assert flush_all(5)
+    for captured in collector.requests:
+        gzip.decompress(captured.body).decode("utf-8")  # strict: no surrogate made it into the bytes
+    assert len(collector.records) == 3
+    for record in collector.records.values():
+        assert record["request"]["tool \ufffd"] == ["\ufffd alone", "pair \ufffd\ufffd", "ok \U0001f600"]
+
+
 # ---- spool ----
 
 
@@ -510,7 +684,7 @@ def test_a_batch_past_its_retry_deadline_is_spooled_and_resent_when_the_collecto
     sink.emit(make_record(10))
     assert flush_all(5)
     assert _wait_until(lambda: len(collector.ids()) == 11)
-    assert list(tmp_path.rglob("*.jsonl")) == []
+    assert _wait_until(lambda: list(tmp_path.rglob("*.jsonl")) == [])  # removed just after the answer
 
 
 def test_a_new_exporter_replays_the_spool_before_anything_is_recorded(
@@ -541,6 +715,72 @@ def test_shutdown_while_the_collector_is_slow_spools_the_sent_the_prepared_and_t
     shutdown_all(timeout=0.1)
     spooled = [json.loads(line) for f in tmp_path.rglob("*.jsonl") for line in f.read_text().splitlines()]
     assert sorted(r["request"]["n"] for r in spooled) == list(range(35))
+
+
+def _spool_while_down(collector: FakeCollector, spool: Path, n: int, **overrides: Any) -> ExporterSettings:
+    """Spool `n` records (one file per batch of 10) as a process that found the collector down, and exit."""
+    collector.down()
+    settings = make_settings(
+        collector, spool_dir=str(spool), retry_deadline=0.1, flush_interval=5.0, **overrides
+    )
+    sink = exporter_sink(settings)
+    for i in range(n):
+        sink.emit(make_record(i, "spooled"))
+    shutdown_all(timeout=1.0)
+    collector.up()
+    return settings
+
+
+def test_a_damaged_spool_file_is_set_aside_and_every_other_file_and_new_record_is_delivered(
+    collector: FakeCollector, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="neatlogs")
+    settings = _spool_while_down(collector, tmp_path, 20)
+    damaged, *intact = sorted(tmp_path.rglob("*.jsonl"))
+    assert intact
+    lines = damaged.read_bytes().splitlines(keepends=True)
+    damaged.write_bytes(lines[0][:40] + b"\xff\xfe" + lines[0][40:] + b"".join(lines[1:]))  # not UTF-8
+    garbage = damaged.with_name("00000000000000000001-1-0.jsonl")  # the oldest: replayed first
+    garbage.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    before = exporter_stats()
+
+    for _ in range(2):  # as two processes in turn would, each with its own exporter
+        sink = exporter_sink(settings)
+        for n in range(5):
+            sink.emit(make_record(n, "live"))
+        assert flush_all(5)
+        shutdown_all(timeout=1.0)
+
+    markers = [r["request"]["marker"] for r in collector.records.values()]
+    assert markers.count("spooled") == 19 and markers.count("live") == 10  # all but the damaged line
+    assert sorted(p.name for p in tmp_path.rglob("*.bad")) == sorted(
+        [damaged.name + ".bad", garbage.name + ".bad"]
+    )
+    assert list(tmp_path.rglob("*.jsonl")) == []
+    assert delta(before, "spool_bad_files") == 2
+    assert delta(before, "dropped") == 4  # the damaged line and the three lines of garbage
+    damaged_logs = [r for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(damaged_logs) == 1 and str(tmp_path) in damaged_logs[0].getMessage()
+
+
+@pytest.mark.parametrize("umask", [0, 0o022])
+def test_spool_directories_are_0700_and_files_0600_whatever_the_umask(
+    collector: FakeCollector, tmp_path: Path, umask: int
+) -> None:
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    existing.chmod(0o755)
+    spool = existing / "made" / "spool"
+    old = os.umask(umask)
+    try:
+        _spool_while_down(collector, spool, 10)
+    finally:
+        os.umask(old)
+    files = list(spool.rglob("*.jsonl"))
+    assert files and {oct(file.stat().st_mode & 0o777) for file in files} == {oct(0o600)}
+    for directory in (files[0].parent, spool, spool.parent):
+        assert oct(directory.stat().st_mode & 0o777) == oct(0o700), directory
+    assert oct(existing.stat().st_mode & 0o777) == oct(0o755)  # a directory it did not make is left alone
 
 
 def test_no_spool_when_no_spool_dir_is_set(collector: FakeCollector) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import openai
 import pytest
+import requests
 
 import neatlogs
 from neatlogs._collector.server import CollectorServer
@@ -230,3 +231,84 @@ def test_mask_switches_must_be_booleans(name: str) -> None:
     with pytest.raises(TypeError, match=f"{name} must be True or False"):
         options: Any = {name: "yes"}
         OpenAIProvider(otel=False, **options)
+
+
+def _stored(collector: CollectorServer, trace: str) -> list[dict[str, Any]]:
+    found = requests.get(f"{collector.url}/v1/records", params={"trace_id": trace, "limit": 100}, timeout=10)
+    assert found.status_code == 200, found.text
+    records: list[dict[str, Any]] = found.json()["records"]
+    return records
+
+
+def test_a_redactor_that_removes_or_breaks_required_keys_still_sends_a_valid_record(
+    make_provider: Callable[..., OpenAIProvider],
+    client: openai.OpenAI,
+    collector: CollectorServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def redact(record: dict[str, Any]) -> dict[str, Any]:
+        for key in ("model", "prompt", "usage", "choices", "duration_ms", "error", "ttft_ms"):
+            record.pop(key, None)
+        record["id"] = ""
+        record["completion"] = 42  # not a dict, str or null
+        record["request"] = ["not", "a", "dict"]
+        return record
+
+    trace = uuid.uuid4().hex
+    provider = make_provider(trace_id=trace, endpoint=collector.url, redact=redact)
+    with caplog.at_level(logging.WARNING, logger="neatlogs"):
+        _ask(client, "my secret plan")
+        _ask(client, "another secret plan")
+        assert neatlogs.flush(10)
+
+    stored = _stored(collector, trace)
+    assert len(stored) == 2
+    for record in stored + provider.get_conversation_history():
+        assert len(record["id"]) == 32 and record["duration_ms"] > 0
+        assert record["model"] is None and record["prompt"] is None and record["completion"] is None
+        assert record["choices"] == [] and record["usage"] is None and record["request"] == {}
+        assert "secret plan" not in json.dumps(record)
+    warnings = [r.getMessage() for r in caplog.records if "required record keys" in r.getMessage()]
+    assert len(warnings) == 1 and "model" in warnings[0] and "id" in warnings[0]
+
+
+def test_a_redactor_that_makes_a_record_unencodable_costs_only_that_record(
+    make_provider: Callable[..., OpenAIProvider], client: openai.OpenAI, collector: CollectorServer
+) -> None:
+    def redact(record: dict[str, Any]) -> dict[str, Any]:
+        if "poison" in json.dumps(record["prompt"]):
+            record["request"]["huge"] = 10**5000  # more digits than Python turns into text
+        return record
+
+    trace = uuid.uuid4().hex
+    make_provider(trace_id=trace, endpoint=collector.url, redact=redact)
+    before = neatlogs.stats()
+    for text in ("one", "poison", "three"):
+        _ask(client, text)
+    assert neatlogs.flush(10)
+    _ask(client, "after")
+    assert neatlogs.flush(10)
+
+    prompts = sorted(r["prompt"][0]["content"] for r in _stored(collector, trace))
+    assert prompts == ["after", "one", "three"]
+    assert neatlogs.stats()["dropped"] - before["dropped"] == 1
+
+
+def test_a_redactor_that_raises_systemexit_costs_only_that_record(
+    make_provider: Callable[..., OpenAIProvider], client: openai.OpenAI, collector: CollectorServer
+) -> None:
+    def redact(record: dict[str, Any]) -> dict[str, Any]:
+        if "exit" in json.dumps(record["prompt"]):
+            raise SystemExit(3)
+        return record
+
+    trace = uuid.uuid4().hex
+    make_provider(trace_id=trace, endpoint=collector.url, redact=redact)
+    before = neatlogs.stats()
+    _ask(client, "please exit")
+    assert neatlogs.flush(10)
+    _ask(client, "still here")
+    assert neatlogs.flush(10)
+
+    assert [r["prompt"][0]["content"] for r in _stored(collector, trace)] == ["still here"]
+    assert neatlogs.stats()["dropped"] - before["dropped"] == 1

@@ -16,11 +16,12 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 
 from .._log import log_internal_error, logger
 from .._record import CallRecord
 from .._stats import USAGE
-from .http import Delivery, IngestClient, Record
+from .http import Delivery, IngestClient, Record, describe_unencodable
 from .settings import ExporterSettings
 from .spool import Spool
 
@@ -32,8 +33,11 @@ _LOG_INTERVAL = 60.0
 _LOG_INTERVAL_BY_KIND = {"auth": 600.0}
 # How long shutdown waits past its deadline for the worker to write the spool before taking over.
 _JOIN_GRACE = 0.25
+# After an unexpected error in its loop the worker waits this long (or until a flush or shutdown)
+# before going on, so a fault that repeats cannot spin a CPU.
+_ERROR_PAUSE = 0.1
 
-_COUNTERS = ("taken", "sent", "dropped", "failed", "retried", "spooled")
+_COUNTERS = ("taken", "sent", "dropped", "failed", "retried", "spooled", "spool_bad_files")
 
 
 class _Stats:
@@ -224,11 +228,23 @@ class Pipeline:
     def _run(self) -> None:
         try:
             self._client = IngestClient(self._endpoint, self.settings.api_key)
-            if self._spool_due:
-                self._replay_spool()
-            self._loop()
-        except Exception:
-            log_internal_error("exporter worker")
+            while True:
+                # No exception ends the worker: each kind is logged once, the records it held are
+                # settled (dropped and counted) where it struck, and the loop goes on.
+                try:
+                    if self._spool_due:
+                        self._replay_spool()
+                    self._loop()
+                    return  # shut down
+                except BaseException as exc:
+                    log_internal_error(f"the exporter worker ({type(exc).__name__})")
+                self._draining = False
+                if self._stop_at is not None:
+                    return
+                self._kick.wait(_ERROR_PAUSE)
+                self._kick.clear()
+        except BaseException:
+            log_internal_error("starting the exporter worker")
         finally:
             with self._settled:
                 self._replaying = False
@@ -280,9 +296,9 @@ class Pipeline:
         batch, body = ready
         try:
             self._deliver(batch, body)
-        except Exception:
+        except BaseException as exc:
             # A bug must not kill the worker or leave a flush waiting for records nobody holds.
-            log_internal_error("exporter delivery")
+            log_internal_error(f"exporter delivery ({type(exc).__name__})")
             with self._settled:
                 if self._abandoned or self._inflight is None:
                     return
@@ -290,7 +306,9 @@ class Pipeline:
             self._settle(len(batch), dropped=len(batch))
 
     def _take(self) -> tuple[list[Record], bytes] | None:
-        """Take up to a batch off the queue, convert and encode it (None when nothing was left)."""
+        """Take up to a batch off the queue, convert and encode it (None when nothing was left).
+
+        A record that cannot be converted or encoded is dropped and counted; the rest go on."""
         with self._settled:
             n = min(self._batch_size, len(self._queue))
             records = [self._queue.popleft() for _ in range(n)]
@@ -298,13 +316,20 @@ class Pipeline:
         if not n:
             return None
         _STATS.add(taken=n)
-        batch = self._convert(records)
+        try:
+            batch = self._convert(records)
+            body, batch, errors = self._client.encode(batch) if batch and self._client else (b"", [], [])
+        except BaseException as exc:  # a bug: the records it held are settled, the worker goes on
+            log_internal_error(f"preparing an export batch ({type(exc).__name__})")
+            self._settle(n, dropped=n)
+            return None
+        if errors:
+            self._report("unencodable", describe_unencodable(errors))
         if len(batch) < n:
             self._settle(n - len(batch), dropped=n - len(batch))
         if not batch:
             return None
-        assert self._client is not None
-        return batch, self._client.encode(batch)
+        return batch, body
 
     def _prepare_next(self) -> None:
         """Runs while the collector works on the batch just sent: take and encode the next one."""
@@ -332,8 +357,10 @@ class Pipeline:
         for record in records:
             try:
                 batch.append(record.to_dict())
-            except Exception:
-                log_internal_error("converting a record for export")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # even SystemExit from a user's redact function
+                log_internal_error(f"converting a record for export ({type(exc).__name__})")
         return batch
 
     def _deliver(self, batch: list[Record], body: bytes | None = None) -> None:
@@ -371,11 +398,12 @@ class Pipeline:
             if self._abandoned:
                 return  # shutdown already spooled or dropped this batch
             self._inflight = None
-        spooled = dropped = 0
+        spooled, dropped = 0, result.dropped
         if result.undelivered:
             waited = f"retrying for {self.settings.retry_deadline:g} s"
             reason = "the exporter was shut down" if self._stop_at is not None else waited
-            spooled, dropped = self._store_undelivered(result.undelivered, reason)
+            spooled, undelivered_dropped = self._store_undelivered(result.undelivered, reason)
+            dropped += undelivered_dropped
         self._settle(
             len(batch), sent=result.sent, failed=result.failed, retried=result.retried,
             spooled=spooled, dropped=dropped,
@@ -415,12 +443,15 @@ class Pipeline:
         except OSError as exc:
             self._report("spool_error", f"could not write the spool in {self._spool.root}: {exc}")
             return 0, n
-        if not stored:
+        if stored is None:
             self._report("spool_full", f"the spool in {self._spool.root} is full; dropped {_records(n)}")
             return 0, n
-        self._spool_due = True
-        self._report("spooled", f"spooled {_records(n)} for {self._endpoint} after {reason}")
-        return n, 0
+        if stored < n:
+            self._report("unencodable", f"left out {_records(n - stored)} that could not be encoded as JSON")
+        if stored:
+            self._spool_due = True
+            self._report("spooled", f"spooled {_records(stored)} for {self._endpoint} after {reason}")
+        return stored, n - stored
 
     def _replay_spool(self) -> None:
         """Send spooled batches, oldest first, one attempt each; stop at the first that fails."""
@@ -433,34 +464,65 @@ class Pipeline:
                 if self._stop_at is not None or time.monotonic() < self._auth_paused_until:
                     self._spool_due = True
                     return
-                try:
-                    records = spool.read(path)
-                except OSError as exc:
-                    self._report("spool_error", f"could not read spooled batch {path}: {exc}")
-                    continue
-                if not records:  # nothing parseable left in it
-                    spool.remove(path)
-                    continue
-                result = client.deliver(
-                    records,
-                    deadline=_no_deadline,
-                    wait=self._backoff_wait,
-                    report=self._report,
-                    retry=False,
-                    cutoff=self._stop_deadline,
-                )
-                if result.undelivered or result.auth_refused:
-                    # Left on disk for a later attempt: after the next good batch, or the next process.
-                    if result.auth_refused:
-                        self._auth_paused_until = time.monotonic() + _AUTH_PAUSE
+                if not self._replay_file(spool, client, path):
                     self._spool_due = True
                     return
-                spool.remove(path)
-                _STATS.add(sent=result.sent, failed=result.failed)
         finally:
             with self._settled:
                 self._replaying = False
                 self._settled.notify_all()
+
+    def _replay_file(self, spool: Spool, client: IngestClient, path: Path) -> bool:
+        """Send one spooled file; False when the collector did not take it (it stays for later).
+
+        A damaged file (a line that is not UTF-8, JSON or a record) is renamed `*.bad` once what
+        could be read of it is delivered; its unreadable lines are dropped and counted."""
+        try:
+            records, bad_lines = spool.read(path)
+        except OSError as exc:
+            self._report("spool_error", f"could not read spooled batch {path}: {exc}")
+            return True  # perhaps readable later; the other files are not held up
+        except Exception as exc:  # cannot happen with the reader as written; a file must not stop the rest
+            log_internal_error(f"reading a spooled batch ({type(exc).__name__})")
+            records, bad_lines = [], 1
+        result = Delivery()
+        if records:
+            result = client.deliver(
+                records,
+                deadline=_no_deadline,
+                wait=self._backoff_wait,
+                report=self._report,
+                retry=False,
+                cutoff=self._stop_deadline,
+            )
+            if result.undelivered or result.auth_refused:
+                # Left on disk for a later attempt: after the next good batch, or the next process.
+                if result.auth_refused:
+                    self._auth_paused_until = time.monotonic() + _AUTH_PAUSE
+                return False
+        where = ""
+        try:
+            if bad_lines:
+                try:
+                    where = str(spool.set_aside(path))
+                except OSError:
+                    spool.remove(path)  # cannot be renamed: at least it must not be replayed again
+                    where = "nowhere (it could not be renamed, so it was deleted)"
+            else:
+                spool.remove(path)
+        except OSError as exc:
+            self._report("spool_error", f"could not remove spooled batch {path}: {exc}")
+            where = "nowhere (it could not be renamed or deleted)"
+        _STATS.add(sent=result.sent, failed=result.failed, dropped=result.dropped)
+        if not bad_lines:
+            return True
+        _STATS.add(dropped=bad_lines, spool_bad_files=1)
+        self._report(
+            "spool_bad",
+            f"spooled batch {path} is damaged: {bad_lines} unreadable line(s) dropped, "
+            f"{len(records)} readable record(s) sent; the file was moved to {where}",
+        )
+        return True
 
     def _report(self, kind: str, message: str) -> None:
         """Log a problem at most once per kind per interval for this endpoint; repeats are not logged."""
@@ -537,7 +599,8 @@ def shutdown_all(timeout: float | None = None) -> None:
 
 
 def exporter_stats() -> dict[str, int]:
-    """Process-wide counters: enqueued, sent, dropped, failed, retried, queue_size (and spooled)."""
+    """Process-wide counters: enqueued, sent, dropped, failed, retried, queue_size (and spooled,
+    spool_bad_files)."""
     USAGE.drain()
     counts = _STATS.snapshot()
     with _registry_lock:
@@ -550,6 +613,7 @@ def exporter_stats() -> dict[str, int]:
         "retried": counts["retried"],
         "queue_size": queued,
         "spooled": counts["spooled"],
+        "spool_bad_files": counts["spool_bad_files"],
     }
 
 

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,8 +24,8 @@ from typing import Any
 import requests
 
 from .._redact import mask_secrets
-from .._sanitize import EncodedRecord
 from ._suppress import suppressed_instrumentation
+from ._wire import record_texts, to_utf8
 
 # Backoff with full jitter: wait uniform(0, min(cap, base * 2**attempt)). Tests shorten these.
 _BACKOFF_BASE = 0.5
@@ -38,6 +39,8 @@ _GZIP_LEVEL = 1
 _BODY_SNIPPET = 200
 _PATH = "/v1/records"
 _SEPARATORS = (",", ":")
+# How the collector names the record a 400 is about (see `_collector.app._record_problem`).
+_NAMED_RECORD = re.compile(r"\brecords\[(\d{1,9})\]")
 
 Record = dict[str, Any]
 # report(kind, message): one line for the log; the batcher rate-limits by kind.
@@ -49,7 +52,8 @@ class _Answer(enum.Enum):
     RETRY = "retry"  # 408, 429, 5xx, timeout, connection error
     TOO_LARGE = "too_large"  # 413
     AUTH = "auth"  # 401, 403
-    REFUSED = "refused"  # 400, other 4xx, redirects
+    BAD_REQUEST = "bad_request"  # 400: a record in the batch, or the whole request
+    REFUSED = "refused"  # other 4xx, redirects
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Delivery:
 
     sent: int = 0
     failed: int = 0  # refused by the collector; never retried
+    dropped: int = 0  # could not be encoded
     retried: int = 0  # retry attempts (requests repeated after a retriable failure)
     auth_refused: bool = False
     undelivered: list[Record] = field(default_factory=list)
@@ -92,15 +97,47 @@ def sdk_block() -> dict[str, str]:
     return {"name": "neatlogs", "version": version}
 
 
+def encode_batch(
+    records: list[Record], sdk: dict[str, str]
+) -> tuple[bytes, list[Record], list[BaseException]]:
+    """The gzip'd JSON body for a batch, the records it holds, and why the others were left out (a
+    record that cannot be encoded must not cost the rest of its batch)."""
+    texts, kept, errors = record_texts(records)
+    text = '{"records":[' + ",".join(texts) + '],"sdk":' + json.dumps(sdk, separators=_SEPARATORS) + "}"
+    return gzip.compress(to_utf8(text), compresslevel=_GZIP_LEVEL, mtime=0), kept, errors
+
+
 def encode(records: list[Record], sdk: dict[str, str]) -> bytes:
-    """The gzip'd JSON body for a batch."""
-    texts = [record.json if type(record) is EncodedRecord else None for record in records]
-    if None in texts:
-        # default=str: a stray non-JSON value becomes text rather than costing the whole batch.
-        text = json.dumps({"records": records, "sdk": sdk}, separators=_SEPARATORS, default=str)
-    else:  # the records' own texts (see `_capture.build_view`): the same bytes, without encoding again
-        text = '{"records":[' + ",".join(texts) + '],"sdk":' + json.dumps(sdk, separators=_SEPARATORS) + "}"  # type: ignore[arg-type]
-    return gzip.compress(text.encode("utf-8"), compresslevel=_GZIP_LEVEL, mtime=0)
+    """The gzip'd JSON body for a batch (records that cannot be encoded are left out)."""
+    return encode_batch(records, sdk)[0]
+
+
+def _count(n: int) -> str:
+    return f"{n} record" if n == 1 else f"{n} records"
+
+
+def describe_unencodable(errors: list[BaseException]) -> str:
+    """One log line for records left out of a batch because they could not be encoded."""
+    first = errors[0]
+    return (
+        f"left out {len(errors)} record(s) that could not be encoded as JSON "
+        f"({type(first).__name__}: {mask_secrets(str(first))[:_BODY_SNIPPET]})"
+    )
+
+
+def refusal_budget(n: int) -> int:
+    """How many 400 answers a batch of `n` records may get while the exporter looks for the records
+    the collector refuses: enough to bisect down to one bad record (log2(n) rounds), no more."""
+    return max(0, n - 1).bit_length() + 1
+
+
+def named_record(message: str, n: int) -> int | None:
+    """The index a collector's 400 names (`records[7] is missing 'model'`), if it is one of `n`."""
+    found = _NAMED_RECORD.search(message)
+    if found is None:
+        return None
+    index = int(found.group(1))
+    return index if index < n else None
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -207,6 +244,7 @@ class IngestClient:
         self._session = _Session()
         self._session.auth = _BearerAuth(api_key)
         self._has_key = bool(api_key)
+        self._refusing = False  # the last batch was refused whole: do not bisect the next one far
         self._sdk = sdk_block()
         self._session.headers.update(
             {
@@ -223,9 +261,10 @@ class IngestClient:
         """Close the session's pooled connections."""
         self._session.close()
 
-    def encode(self, records: list[Record]) -> bytes:
-        """The request body for `records` (see `deliver`'s `body`)."""
-        return encode(records, self._sdk)
+    def encode(self, records: list[Record]) -> tuple[bytes, list[Record], list[BaseException]]:
+        """The request body for `records` (see `deliver`'s `body`), the records it holds, and why
+        the others could not be encoded."""
+        return encode_batch(records, self._sdk)
 
     def deliver(
         self,
@@ -242,19 +281,33 @@ class IngestClient:
 
         `wait(seconds)` sleeps between retries and may return early (flush or shutdown): the batch is
         then retried at once, against the possibly shortened deadline. With `retry=False` the first
-        retriable failure leaves the rest undelivered. `body` is `self.encode(records)` if already
-        made; `while_waiting()` runs once, after the first request's body is sent and before its
-        answer is read. `cutoff()`, if given, is when any request must be over (shutdown): socket
-        timeouts shrink to fit it.
+        retriable failure leaves the rest undelivered. `body` is the body `self.encode(records)`
+        made, if already made; `while_waiting()` runs once, after the first request's body is sent
+        and before its answer is read. `cutoff()`, if given, is when any request must be over
+        (shutdown): socket timeouts shrink to fit it.
+
+        A 400 is taken to be about a record: the batch is split (at the record the answer names, or
+        in halves) until the refused records are alone, and only those are dropped. At most
+        `refusal_budget(len(records))` 400s are spent on that (one after a batch that was refused
+        whole: a collector that refuses everything costs two requests per batch); past it, what is
+        left of the batch is dropped.
         """
         out = Delivery()
         # Chunks still to send, in order, each with its encoded body once known (reused on retry).
         pending: collections.deque[tuple[list[Record], bytes | None]] = collections.deque([(records, body)])
         attempt = 0
+        refusals = 0
+        budget = 1 if self._refusing else refusal_budget(len(records))
         while pending:
             chunk, chunk_body = pending.popleft()
             if chunk_body is None:
-                chunk_body = encode(chunk, self._sdk)
+                chunk_body, kept, errors = encode_batch(chunk, self._sdk)
+                if errors:
+                    out.dropped += len(errors)
+                    report("unencodable", describe_unencodable(errors))
+                    chunk = kept
+                    if not chunk:
+                        continue
             answer, message, retry_after = self._post(chunk_body, cutoff() if cutoff else None, while_waiting)
             while_waiting = None
             if answer is _Answer.OK:
@@ -267,6 +320,9 @@ class IngestClient:
                 else:
                     half = len(chunk) // 2
                     pending.extendleft([(chunk[half:], None), (chunk[:half], None)])
+            elif answer is _Answer.BAD_REQUEST:
+                refusals += 1
+                self._split_refused(chunk, message, refusals > budget, pending, out, report)
             elif answer is _Answer.AUTH:
                 out.failed += len(chunk) + sum(len(rest) for rest, _ in pending)
                 out.auth_refused = True
@@ -287,7 +343,42 @@ class IngestClient:
                 out.retried += 1
                 pending.appendleft((chunk, chunk_body))
                 wait(delay)
+        if out.sent:
+            self._refusing = False
+        elif refusals and not out.undelivered and not out.auth_refused:
+            self._refusing = True
         return out
+
+    @staticmethod
+    def _split_refused(
+        chunk: list[Record],
+        message: str,
+        spent: bool,
+        pending: collections.deque[tuple[list[Record], bytes | None]],
+        out: Delivery,
+        report: Report,
+    ) -> None:
+        """A 400 for `chunk`: drop it when it is one record (or the budget is spent: with the rest of
+        the batch), else queue its parts without the record the answer names, if it names one."""
+        if spent:
+            n = len(chunk) + sum(len(rest) for rest, _ in pending)
+            pending.clear()
+            out.failed += n
+            report("refused", f"the collector refused {_count(n)} that could not be told apart: {message}")
+            return
+        index = 0 if len(chunk) == 1 else named_record(message, len(chunk))
+        if index is None:
+            half = len(chunk) // 2
+            parts = [chunk[:half], chunk[half:]]
+        else:
+            out.failed += 1
+            report(
+                "refused_record",
+                f"the collector refused record {chunk[index].get('id')!r} ({message}); dropped it and "
+                "sent the rest of its batch",
+            )
+            parts = [chunk[:index], chunk[index + 1 :]]
+        pending.extendleft([(part, None) for part in reversed(parts) if part])
 
     def _post(
         self, body: bytes, cutoff: float | None, while_waiting: Callable[[], None] | None
@@ -323,6 +414,8 @@ class IngestClient:
                 )
             if status == 413:
                 return _Answer.TOO_LARGE, described, None
+            if status == 400:
+                return _Answer.BAD_REQUEST, described, None
             if status in (408, 429) or status >= 500:
                 return _Answer.RETRY, described, parse_retry_after(response.headers.get("Retry-After"))
             if 300 <= status < 400:
