@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._log import logger
-
 from ._named_secrets import mask_named_secrets, may_hold_named_secret
 
 SECRET_MASK = "[REDACTED]"
