@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--db", default=None, help="SQLite file for the demo's collector (default: a temp file)"
     )
+    demo.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="exit when the calls are done instead of serving the viewer until Ctrl-C"
+        " (the default when not run in a terminal)",
+    )
     return parser
 
 

@@ -17,6 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .store import RecordStore
+from .viewer.auth import session_ok
+from .viewer.routes import viewer_routes
 
 try:  # the `speedups` extra
     import orjson as _orjson
@@ -80,8 +82,8 @@ def _too_large(limit: int) -> BadRequest:
 
 
 def _auth_failure(request: Request, api_keys: set[str] | None) -> JSONResponse | None:
-    if api_keys is None:
-        return None
+    if api_keys is None or (request.method == "GET" and session_ok(request, api_keys)):
+        return None  # reading is also open to the viewer's pages, with their login cookie
     challenge = {"WWW-Authenticate": "Bearer"}
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     key = key.strip()
@@ -393,6 +395,7 @@ def create_app(
         # Open on purpose: load balancers and `curl` probes carry no key, and it reveals nothing.
         Route("/healthz", healthz, methods=["GET"]),
     ]
+    routes += viewer_routes(store, keys)  # last: it ends with the pages' catch-all "not found"
     return Starlette(
         routes=routes,
         exception_handlers={BadRequest: _bad_request, HTTPException: _http_exception},
