@@ -77,12 +77,12 @@ def session_ok(request: Request, api_keys: Collection[str] | None) -> bool:
 def same_origin(request: Request) -> bool:
     """Whether a form post comes from one of our own pages (a guard against cross-site posts)."""
     site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
+    if site is not None:  # every current browser sends it; it cannot be set by a page's script
+        return site in ("same-origin", "none")
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
+    if origin is None:
         # Browsers send Origin on every POST; its absence means a non-browser client, which
-        # cannot ride on someone's cookie anyway. "null" comes from sandboxed or privacy contexts.
-        return origin is None
+        # cannot ride on someone's cookie anyway.
+        return True
     host = request.headers.get("host", "")
     return origin in (f"http://{host}", f"https://{host}")

@@ -35,7 +35,9 @@ CSP = (
 PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Links out of the viewer carry no referrer; same-origin posts keep their Origin (the login
+    # form's cross-site check reads it).
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     # Pages hold prompts: keep them out of shared caches and the back-forward disk cache.
     "Cache-Control": "no-store",
