@@ -16,6 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .queries import BadRequest, filters_from, stats_range
 from .store import RecordStore
 from .viewer.auth import session_ok
 from .viewer.routes import viewer_routes
@@ -59,15 +60,6 @@ REQUIRED_KEYS = (
 _REQUIRED = frozenset(REQUIRED_KEYS)
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-class BadRequest(Exception):
-    """A request the collector refuses; carries the HTTP status and a message for the client."""
-
-    def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
 
 
 def _error(status_code: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -345,9 +337,27 @@ def _limit(request: Request) -> int:
     return value
 
 
-def _optional(request: Request, name: str) -> str | None:
-    value = request.query_params.get(name)
-    return value if value else None
+def _params(request: Request) -> dict[str, str]:
+    # A repeated parameter: the last one wins, as Starlette's own mapping has it.
+    return dict(request.query_params)
+
+
+def _encoded(value: Any) -> bytes:
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate read from an old row: replaced, not a 500
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
+
+
+def _json(value: Any, status_code: int = 200) -> Response:
+    return Response(_encoded(value), status_code=status_code, media_type="application/json")
+
+
+def _records_answer(texts: list[bytes], next_cursor: str | None) -> Response:
+    # The stored JSON texts go out as they are: no decoding and re-encoding of every record.
+    body = b'{"records":[' + b",".join(texts) + b'],"next_cursor":' + _encoded(next_cursor) + b"}"
+    return Response(body, media_type="application/json")
 
 
 # ---------------------------------------------------------------- the app
@@ -373,17 +383,30 @@ def create_app(
         return JSONResponse(await run_in_threadpool(accept, encoding, body))
 
     async def list_records(request: Request) -> Response:
-        found = await run_in_threadpool(
-            store.records,
-            trace_id=_optional(request, "trace_id"),
-            status=_optional(request, "status"),
-            limit=_limit(request),
-        )
-        return JSONResponse({"records": found})
+        params = _params(request)
+        filters, limit = filters_from(params), _limit(request)
+        texts, next_cursor = await run_in_threadpool(store.record_texts, filters, limit, params.get("cursor"))
+        return _records_answer(texts, next_cursor)
+
+    async def get_record(request: Request) -> Response:
+        record_id = request.path_params["record_id"]
+        text = await run_in_threadpool(store.record_text, record_id)
+        if text is None:
+            return _error(404, f"no record with id {record_id!r}")
+        return Response(text, media_type="application/json")
 
     async def list_traces(request: Request) -> Response:
-        found = await run_in_threadpool(store.traces, limit=_limit(request))
-        return JSONResponse({"traces": found})
+        params = _params(request)
+        filters, limit = filters_from(params), _limit(request)
+        page = await run_in_threadpool(store.query_traces, filters, limit, params.get("cursor"))
+        return _json({"traces": page.items, "next_cursor": page.next_cursor})
+
+    async def stats(request: Request) -> Response:
+        span = stats_range(_params(request))
+        return _json(await run_in_threadpool(store.stats_over, span))
+
+    async def facets(request: Request) -> Response:
+        return _json(await run_in_threadpool(store.facets))
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -391,7 +414,10 @@ def create_app(
     routes = [
         Route("/v1/records", _authenticated(ingest, keys), methods=["POST"]),
         Route("/v1/records", _authenticated(list_records, keys), methods=["GET"]),
+        Route("/v1/records/{record_id}", _authenticated(get_record, keys), methods=["GET"]),
         Route("/v1/traces", _authenticated(list_traces, keys), methods=["GET"]),
+        Route("/v1/stats", _authenticated(stats, keys), methods=["GET"]),
+        Route("/v1/facets", _authenticated(facets, keys), methods=["GET"]),
         # Open on purpose: load balancers and `curl` probes carry no key, and it reveals nothing.
         Route("/healthz", healthz, methods=["GET"]),
     ]
