@@ -72,7 +72,9 @@ def test_record_content_is_shown_as_text_never_as_markup(open_collector: Collect
     assert "&lt;i&gt;tag&lt;/i&gt;" in pages[0]
 
 
-def test_the_call_page_shows_the_tool_call_its_arguments_and_its_result(open_collector: CollectorServer) -> None:
+def test_the_call_page_shows_the_tool_call_its_arguments_and_its_result(
+    open_collector: CollectorServer,
+) -> None:
     call = tool_conversation()
     post(open_collector.url, [call])
     html = _get(open_collector, f"/records/{call['id']}").text
@@ -124,7 +126,7 @@ def test_a_record_with_fields_of_the_wrong_type_still_draws(open_collector: Coll
 
 def test_static_files_are_served_with_their_types_and_nothing_else(open_collector: CollectorServer) -> None:
     html = _get(open_collector, "/").text
-    assert '/static/viewer.css?v=' in html and '/static/viewer.js?v=' in html
+    assert "/static/viewer.css?v=" in html and "/static/viewer.js?v=" in html
     css = _get(open_collector, "/static/viewer.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     js = _get(open_collector, "/static/viewer.js")
@@ -157,7 +159,9 @@ def test_a_wrong_key_gets_the_form_again_and_no_cookie(locked_collector: Collect
     assert "not-the-key" not in answer.text
 
 
-def test_the_right_key_opens_pages_and_the_read_api_but_never_ingest(locked_collector: CollectorServer) -> None:
+def test_the_right_key_opens_pages_and_the_read_api_but_never_ingest(
+    locked_collector: CollectorServer,
+) -> None:
     post(locked_collector.url, [record("trace-1")], key=KEY)
     answer = _login(locked_collector, KEY)
     assert answer.status_code == 303 and answer.headers["location"] == "/dashboard"

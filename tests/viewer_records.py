@@ -24,13 +24,24 @@ def record(trace_id: str = "trace-a", content: str = "hello", **fields: Any) -> 
         "operation": "chat",
         "model": "gpt-4o-mini",
         "response_model": "gpt-4o-mini-2024-07-18",
-        "request": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}], "temperature": 0.2},
+        "request": {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": content}],
+            "temperature": 0.2,
+        },
         "prompt": [{"role": "user", "content": content}],
         "completion": {"role": "assistant", "content": f"answer to {content}"},
-        "choices": [{"index": 0, "role": "assistant", "content": f"answer to {content}", "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "role": "assistant", "content": f"answer to {content}", "finish_reason": "stop"}
+        ],
         "finish_reason": "stop",
         "stream": False,
-        "usage": {"prompt_tokens": 1200, "completion_tokens": 34, "total_tokens": 1234, "cached_tokens": 1024},
+        "usage": {
+            "prompt_tokens": 1200,
+            "completion_tokens": 34,
+            "total_tokens": 1234,
+            "cached_tokens": 1024,
+        },
         "cost_usd": 0.000321,
         "tags": ["test"],
         "started_at": iso(started),
@@ -70,7 +81,12 @@ def tool_conversation(trace_id: str = "trace-tools") -> dict[str, Any]:
         request={"model": "gpt-4o", "messages": prompt, "tools": [{"type": "function"}]},
         completion={"role": "assistant", "content": "It is 18 °C and clear in Paris."},
         choices=[
-            {"index": 0, "role": "assistant", "content": "It is 18 °C and clear in Paris.", "finish_reason": "stop"}
+            {
+                "index": 0,
+                "role": "assistant",
+                "content": "It is 18 °C and clear in Paris.",
+                "finish_reason": "stop",
+            }
         ],
         model="gpt-4o",
     )

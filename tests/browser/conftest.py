@@ -91,7 +91,9 @@ def page(browser: Any, console: Console) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     opened = context.new_page()
     opened.set_default_timeout(10_000)
-    opened.on("console", lambda message: console.problems.append(message.text) if message.type == "error" else None)
+    opened.on(
+        "console", lambda message: console.problems.append(message.text) if message.type == "error" else None
+    )
     opened.on("pageerror", lambda error: console.problems.append(f"uncaught: {error}"))
     yield opened
     context.close()
@@ -131,7 +133,9 @@ def make_traffic(server: CollectorServer, key: str | None) -> Traffic:
             first = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER_TOOL])
             call = first.choices[0].message.tool_calls[0]
             messages.append(first.choices[0].message.model_dump(exclude_none=True))
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 18, "sky": "clear"}'})
+            messages.append(
+                {"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 18, "sky": "clear"}'}
+            )
             client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER_TOOL])
             stream = client.chat.completions.create(
                 model="gpt-4o-mini",
@@ -147,21 +151,29 @@ def make_traffic(server: CollectorServer, key: str | None) -> Traffic:
 
             traced("search", ["search"])
             client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": f"Tell me about the {UNIQUE_WORD}"}]
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": f"Tell me about the {UNIQUE_WORD}"}],
             )
             made.pop().undo_override()
 
             traced("script", ["xss"])
             client.chat.completions.create(
                 model="gpt-4o-mini",
-                messages=[{"role": "user", "content": "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned=2\">"}],
+                messages=[
+                    {
+                        "role": "user",
+                        "content": '<script>window.pwned = 1</script><img src=x onerror="window.pwned=2">',
+                    }
+                ],
             )
             made.pop().undo_override()
 
             traced("error", ["failing"])
             fake.fail_next(status=429, retry_after=1)
             with pytest.raises(openai.RateLimitError):
-                client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                )
             made.pop().undo_override()
             assert neatlogs.flush(timeout=10), "the exporter did not deliver the records"
         finally:

@@ -94,9 +94,10 @@ def test_the_call_page_shows_the_chat_the_tool_call_its_result_usage_and_cost(
     assert "get_weather" in call.inner_text()
     assert '"city": "Paris"' in call.locator(".tool-part").nth(0).inner_text()
     assert '"temp_c": 18' in call.locator(".tool-result").inner_text()
-    assert "Echo" in page.locator(".msg.role-assistant").last.inner_text() or page.locator(
-        ".msg.role-assistant"
-    ).count() >= 2
+    assert (
+        "Echo" in page.locator(".msg.role-assistant").last.inner_text()
+        or page.locator(".msg.role-assistant").count() >= 2
+    )
     facts = page.locator(".facts").inner_text()
     assert re.search(r"\d+ in · \d+ out · \d+ total", facts)
     assert "$0.0" in page.locator(".facts .cost").inner_text()
@@ -125,7 +126,9 @@ def test_a_prompt_holding_a_script_runs_nothing_and_shows_as_text(page: Any, tra
     assert page.locator(".conversation img").count() == 0
 
 
-def test_the_key_form_lets_a_person_in_and_a_wrong_key_does_not(page: Any, locked: Any) -> None:
+def test_the_key_form_lets_a_person_in_and_a_wrong_key_does_not(
+    page: Any, locked: Any, console: Console
+) -> None:
     post(locked.url, [record("locked-trace", content="behind the key")], key=KEY)
     page.goto(locked.url + "/traces/locked-trace")
     page.wait_for_url(re.compile(r"/login\?next="))
@@ -133,6 +136,11 @@ def test_the_key_form_lets_a_person_in_and_a_wrong_key_does_not(page: Any, locke
     page.click("button[type=submit]")
     assert "not accepted" in page.inner_text(".error-banner")
     assert "/login" in page.url
+    # The refused form is answered 401, which Chromium logs; that one is expected.
+    assert console.problems == [
+        "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    ]
+    console.problems.clear()
     page.fill("#key", KEY)
     page.click("button[type=submit]")
     page.wait_for_url(locked.url + "/traces/locked-trace")
@@ -180,7 +188,9 @@ def test_long_content_is_collapsed_with_show_all_never_cut(page: Any, traffic: T
 
 
 def test_steps_nest_as_a_tree_that_collapses(page: Any, traffic: Traffic) -> None:
-    parent = record("tree-trace", kind="span", provider="neatlogs", operation="agent", model="", name="planner")
+    parent = record(
+        "tree-trace", kind="span", provider="neatlogs", operation="agent", model="", name="planner"
+    )
     child = record("tree-trace", parent_id=parent["id"], content="inside the agent")
     post(traffic.url, [parent, child])
     page.goto(f"{traffic.url}/traces/tree-trace")

@@ -41,12 +41,16 @@ class Message:
     finish_reason: str | None = None
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _tool_call(raw: Any) -> ToolCall:
     if not isinstance(raw, dict):
         return ToolCall(id="", name="?", arguments=pretty_json(raw))
     if raw.get("type") == "tool_use":  # Anthropic content block
         return ToolCall(str(raw.get("id") or ""), str(raw.get("name") or "?"), pretty_json(raw.get("input")))
-    function = raw.get("function") if isinstance(raw.get("function"), dict) else raw
+    function: dict[str, Any] = raw["function"] if isinstance(raw.get("function"), dict) else raw
     call_id = raw.get("id") or raw.get("call_id") or ""
     return ToolCall(str(call_id), str(function.get("name") or "?"), pretty_json(function.get("arguments")))
 
@@ -124,16 +128,20 @@ def _message(item: Any, results: dict[str, str], called: set[str]) -> Message | 
         return Message(role=str(kind or "item"), extras=[pretty_json(item)])
     message = Message(role=role, name=item.get("name") if isinstance(item.get("name"), str) else None)
     _content(message, item.get("content"), results)
-    for raw in item.get("tool_calls") or []:
+    for raw in _list(item.get("tool_calls")):
         message.tool_calls.append(_tool_call(raw))
     if isinstance(item.get("function_call"), dict):  # the older functions API
         message.tool_calls.append(_tool_call(item["function_call"]))
     if isinstance(item.get("thinking"), str):
         message.thinking = item["thinking"]
-    if message.text is None and not (message.extras or message.tool_calls or message.thinking):
-        if all(isinstance(p, dict) and p.get("type") == "tool_result" for p in item.get("content") or []):
-            if item.get("content"):
-                return None  # only results, all shown under their calls
+    content = item.get("content")
+    only_results = (
+        isinstance(content, list)
+        and bool(content)
+        and all(isinstance(p, dict) and p.get("type") == "tool_result" for p in content)
+    )
+    if only_results and message.text is None and not (message.extras or message.tool_calls):
+        return None  # an Anthropic user turn holding only results, all shown under their calls
     return message
 
 
@@ -144,10 +152,10 @@ def _call_ids(items: list[Any]) -> set[str]:
             continue
         if item.get("type") == "function_call" and item.get("call_id"):
             ids.add(str(item["call_id"]))
-        for raw in item.get("tool_calls") or []:
+        for raw in _list(item.get("tool_calls")):
             if isinstance(raw, dict) and raw.get("id"):
                 ids.add(str(raw["id"]))
-        for part in item.get("content") if isinstance(item.get("content"), list) else []:
+        for part in _list(item.get("content")):
             if isinstance(part, dict) and part.get("type") == "tool_use" and part.get("id"):
                 ids.add(str(part["id"]))
     return ids
@@ -162,7 +170,9 @@ def conversation(record: dict[str, Any]) -> list[Message]:
     if isinstance(instructions, str) and instructions:
         messages.append(Message(role="system", text=instructions))
     if isinstance(prompt, str):  # a legacy completion's prompt, or a Responses API input string
-        messages.append(Message(role="user" if record.get("operation") == "responses" else "prompt", text=prompt))
+        messages.append(
+            Message(role="user" if record.get("operation") == "responses" else "prompt", text=prompt)
+        )
         return messages
     if prompt is None:
         return messages

@@ -6,6 +6,8 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+_DASH = "\u2013"  # what a missing number shows as
+
 
 def parse_time(value: Any) -> datetime | None:
     """An aware UTC datetime from a record's ISO 8601 text, or None if it is not one."""
@@ -29,7 +31,9 @@ def iso(moment: datetime) -> str:
 def ms(value: Any) -> str:
     """A duration in milliseconds, written with the unit a person reads fastest."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return "–"
+        return _DASH
+    if value == 0:
+        return "0 ms"
     if value < 10:
         return f"{value:.1f} ms"
     if value < 1000:
@@ -43,11 +47,11 @@ def ms(value: Any) -> str:
 def usd(value: Any) -> str:
     """Dollars: enough decimals that a single cheap call does not show as $0.00."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return "–"
+        return _DASH
     if value == 0:
         return "$0"
     if abs(value) < 0.01:
-        return f"${value:.6f}".rstrip("0")
+        return f"${value:.6f}"
     if abs(value) < 1:
         return f"${value:.4f}"
     return f"${value:,.2f}"
@@ -56,7 +60,7 @@ def usd(value: Any) -> str:
 def count(value: Any) -> str:
     """An integer with thousands separators, or a dash when absent."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return "–"
+        return _DASH
     return f"{int(value):,}"
 
 
@@ -64,7 +68,7 @@ def ago(value: Any, now: datetime | None = None) -> str:
     """'12 s ago', '5 min ago', ... for an ISO time; the exact time goes in a title beside it."""
     moment = parse_time(value)
     if moment is None:
-        return "–"
+        return _DASH
     seconds = ((now or datetime.now(timezone.utc)) - moment).total_seconds()
     if seconds < 0:
         return "just now" if seconds > -5 else exact(value)
@@ -79,7 +83,7 @@ def exact(value: Any) -> str:
     """An ISO time as 'YYYY-MM-DD HH:MM:SS.mmm UTC'."""
     moment = parse_time(value)
     if moment is None:
-        return "–" if value is None else str(value)
+        return _DASH if value is None else str(value)
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d} UTC"
 
 
@@ -87,11 +91,12 @@ def pretty_json(value: Any) -> str:
     """Indented JSON for people; JSON text (tool arguments, tool results) is parsed first."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            parsed = json.loads(value)
         except ValueError:
             return value
-        if isinstance(value, str):
-            return value
+        if isinstance(parsed, str):
+            return parsed
+        value = parsed
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 

@@ -16,7 +16,7 @@ import jinja2
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from ..queries import BadRequest, filters_from
 from ..store import RecordStore
@@ -147,7 +147,7 @@ def _absolute(value: str, name: str) -> str:
 # ---------------------------------------------------------------- the routes
 
 
-def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[BaseRoute]:
+def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[Route]:
     """The viewer's routes for `create_app`; with `api_keys`, pages ask for one of them once."""
     keys = None if api_keys is None else frozenset(api_keys)
     assets = _assets()
@@ -256,12 +256,16 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
         if keys is None:
             return RedirectResponse("/", status_code=303)
         if not auth.same_origin(request):
-            return render("login.html", request, status=403, next="/", error="This form must be sent from this site.")
+            return render(
+                "login.html", request, status=403, next="/", error="This form must be sent from this site."
+            )
         fields = await _form(request)
         target = _local(fields.get("next"))
         key = auth.matching_key(fields.get("key", "").strip(), keys)
         if key is None:
-            return render("login.html", request, status=401, next=target, error="That key is not accepted here.")
+            return render(
+                "login.html", request, status=401, next=target, error="That key is not accepted here."
+            )
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             auth.COOKIE,
@@ -315,7 +319,9 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
     ]
 
 
-async def _traces(store: RecordStore, form: ListForm) -> tuple[tuple[list[dict[str, Any]], str | None], str | None]:
+async def _traces(
+    store: RecordStore, form: ListForm
+) -> tuple[tuple[list[dict[str, Any]], str | None], str | None]:
     try:
         filters = filters_from(form.query(datetime.now(timezone.utc)))
         found = await run_in_threadpool(store.query_traces, filters, PAGE_SIZE, form.cursor)

@@ -13,7 +13,7 @@ function fmtMs(v) {
 function fmtUsd(v) {
   if (typeof v !== "number") return "–";
   if (v === 0) return "$0";
-  if (Math.abs(v) < 0.01) return "$" + v.toFixed(6).replace(/0+$/, "");
+  if (Math.abs(v) < 0.01) return "$" + v.toFixed(6);
   if (Math.abs(v) < 1) return "$" + v.toFixed(4);
   return "$" + v.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
@@ -34,8 +34,9 @@ function el(name, attrs, text) {
 
 // A bar chart of one or two stacked series over time buckets.
 function barChart(figure, series, layers, format) {
-  const W = 600, H = 170, left = 54, bottom = 20, top = 8;
-  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img" });
+  // Drawn at the figure's own width, so text is never stretched.
+  const W = Math.max(figure.clientWidth - 20, 200), H = 170, left = 68, bottom = 20, top = 8;
+  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img" });
   const total = (p) => layers.reduce((sum, layer) => sum + (Number(p[layer.key]) || 0), 0);
   const max = Math.max(0, ...series.map(total));
   svg.appendChild(el("line", { class: "axis", x1: left, x2: W, y1: H - bottom, y2: H - bottom }));
