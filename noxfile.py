@@ -53,3 +53,16 @@ def sdk(session: nox.Session, openai: str) -> None:
     session.run("pytest", "sdk_tests/test_harness.py", "-p", "no:cacheprovider")
     version = session.run("python", "-c", "import openai; print(openai.__version__)", silent=True)
     session.run("python", "sdk_tests/run.py", "--openai-version", str(version).strip(), *session.posargs)
+
+
+@nox.session(python=None)
+def browser(session: nox.Session) -> None:
+    """The viewer in headless Chromium (tests/browser): Debian's chromium, driven by Playwright."""
+    import shutil
+
+    if not shutil.which("chromium"):
+        # Playwright's own browser download cannot work here; Debian's package can. CI runs as root.
+        session.run("apt-get", "update", external=True)
+        session.run("apt-get", "install", "-y", "--no-install-recommends", "chromium", external=True)
+    session.install("-e", ".[dev]", "playwright==1.65.2")
+    session.run("pytest", "tests/browser", *session.posargs, env={"NEATLOGS_BROWSER_TESTS": "1"})

@@ -23,7 +23,7 @@ or, on a trusted machine, turn authentication off explicitly:
     neatlogs serve --no-auth"""
 
 _NO_SERVER_DEPS = """\
-neatlogs serve needs the collector's dependencies (starlette, uvicorn), which are not installed:
+neatlogs serve needs the collector's dependencies (starlette, uvicorn, jinja2), which are not installed:
     pip install 'neatlogs[server]'"""
 
 
