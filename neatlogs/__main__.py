@@ -83,6 +83,7 @@ def _announce(url: str, db: str, auth: bool) -> None:
         print("    export NEATLOGS_API_KEY=<one of the keys given with --api-key or $" + KEYS_ENV + ">")
     else:
         print("Authentication is off (--no-auth): anyone who can reach this port can read and write records.")
+    print(f"The viewer: open {url} in a browser" + (" (it asks for one of the keys once)." if auth else "."))
     print("Press Ctrl-C to stop.", flush=True)
 
 

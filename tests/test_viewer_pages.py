@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -65,9 +68,9 @@ def test_record_content_is_shown_as_text_never_as_markup(open_collector: Collect
         _get(open_collector, "/traces/trace-<b>evil</b>").text,
         _get(open_collector, f"/records/{call['id']}").text,
     ]
-    for html in pages:
-        assert "<script>window.pwned" not in html
-        assert "<img src=x" not in html and "<i>tag</i>" not in html and "<u>model</u>" not in html
+    for text in pages:
+        assert "<script>window.pwned" not in text
+        assert "<img src=x" not in text and "<i>tag</i>" not in text and "<u>model</u>" not in text
     assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in pages[2]
     assert "&lt;i&gt;tag&lt;/i&gt;" in pages[0]
 
@@ -233,3 +236,104 @@ def test_a_session_from_one_collector_does_not_open_another(tmp_path: Path) -> N
 def test_without_keys_the_pages_open_directly(open_collector: CollectorServer) -> None:
     assert _get(open_collector, "/").status_code == 200
     assert _get(open_collector, "/login").headers["location"] == "/"
+
+
+# ---------------------------------------------------------------- shapes of records and lists
+
+
+def test_the_list_pages_by_cursor_from_newest_to_oldest(open_collector: CollectorServer) -> None:
+    now = datetime.now(timezone.utc)
+    post(
+        open_collector.url,
+        [record(f"trace-{n:02d}", started=now - timedelta(minutes=n)) for n in range(60)],
+    )
+    first = _get(open_collector, "/").text
+    shown = re.findall(r'data-trace="(trace-\d\d)"', first)
+    assert shown == [f"trace-{n:02d}" for n in range(50)]
+    older = re.search(r'href="(/\?cursor=[^"]+)">older', first)
+    assert older is not None
+    second = _get(open_collector, html.unescape(older.group(1))).text
+    assert re.findall(r'data-trace="(trace-\d\d)"', second) == [f"trace-{n:02d}" for n in range(50, 60)]
+    assert "older →" not in second and "← newest" in second
+
+
+def test_every_choice_is_shown_when_n_is_more_than_one(open_collector: CollectorServer) -> None:
+    choices = [
+        {"index": i, "role": "assistant", "content": f"variant number {i}", "finish_reason": "stop"}
+        for i in range(3)
+    ]
+    call = record("trace-n", choices=choices, completion=choices[0])
+    post(open_collector.url, [call])
+    page = _get(open_collector, f"/records/{call['id']}").text
+    assert "(3 choices)" in page
+    for i in range(3):
+        assert f"choice {i}" in page and f"variant number {i}" in page
+
+
+def test_a_responses_api_call_shows_instructions_items_and_matched_function_output(
+    open_collector: CollectorServer,
+) -> None:
+    items = [
+        {"role": "user", "content": [{"type": "input_text", "text": "weather in Oslo?"}]},
+        {"type": "function_call", "call_id": "fc_1", "name": "get_weather", "arguments": '{"city":"Oslo"}'},
+        {"type": "function_call_output", "call_id": "fc_1", "output": '{"temp_c": -3}'},
+    ]
+    call = record(
+        "trace-responses",
+        operation="responses",
+        prompt=items,
+        request={"model": "gpt-4o", "input": items, "instructions": "Be brief."},
+    )
+    post(open_collector.url, [call])
+    page = _get(open_collector, f"/records/{call['id']}").text
+    assert "Be brief." in page and "weather in Oslo?" in page
+    assert "get_weather" in page and "&#34;city&#34;: &#34;Oslo&#34;" in page
+    assert 'class="tool-part tool-result"' in page and "&#34;temp_c&#34;: -3" in page
+
+
+def test_anthropic_content_blocks_show_tool_use_and_its_result(open_collector: CollectorServer) -> None:
+    prompt = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Look up order 42"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "id": "toolu_9", "name": "find_order", "input": {"id": 42}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "shipped"}],
+        },
+    ]
+    call = record("trace-anthropic", provider="anthropic", prompt=prompt, model="claude-sonnet-4")
+    post(open_collector.url, [call])
+    page = _get(open_collector, f"/records/{call['id']}").text
+    assert "Checking." in page and "find_order" in page and "toolu_9" in page
+    assert "&#34;id&#34;: 42" in page and "shipped" in page
+    assert page.count('class="msg role-user"') == 1  # the results-only turn is drawn under its call
+
+
+def test_a_step_shows_its_input_and_output_and_its_children_nest_under_it(
+    open_collector: CollectorServer,
+) -> None:
+    step = record(
+        "trace-steps",
+        kind="span",
+        provider="neatlogs",
+        operation="tool",
+        model="",
+        name="validate_transaction",
+        prompt={"amount": 100},
+        completion={"ok": True},
+    )
+    inner = record("trace-steps", parent_id=step["id"], content="called inside the step")
+    orphan = record("trace-steps", parent_id="not-in-this-trace", content="parent unknown")
+    post(open_collector.url, [step, inner, orphan])
+    page = _get(open_collector, f"/records/{step['id']}").text
+    assert "validate_transaction" in page and "&#34;amount&#34;: 100" in page and "&#34;ok&#34;: true" in page
+    trace = _get(open_collector, "/traces/trace-steps").text
+    depths = dict(re.findall(r'data-id="(\w+)" data-parent="\w*" data-depth="(\d)"', trace))
+    assert depths == {step["id"]: "0", inner["id"]: "1", orphan["id"]: "0"}
+    assert "+ 1 step<" in trace
