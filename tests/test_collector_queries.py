@@ -662,3 +662,28 @@ def test_a_database_from_a_newer_neatlogs_is_refused_with_a_clear_error(tmp_path
 
     with pytest.raises(RuntimeError, match="newer than this neatlogs"):
         RecordStore(path)
+
+
+def test_stats_over_a_range_not_on_whole_hours_add_up_the_same_in_any_bucket(
+    fresh_server: CollectorServer, trace: str
+) -> None:
+    minutes = [5, 59, 60, 61, 119, 120, 150, 179, 185]  # around hour boundaries on 2026-01-01
+    post(fresh_server.url, [make_record(trace, started_at=at(minute)) for minute in minutes])
+
+    def stats(bucket: str) -> dict[str, Any]:
+        answer = get(fresh_server, "/v1/stats", since=at(30), until=at(180), bucket=bucket)
+        assert answer.status_code == 200, answer.text
+        found: dict[str, Any] = answer.json()
+        return found
+
+    hourly, every_ten = stats("1h"), stats("10m")
+
+    assert hourly["totals"]["calls"] == every_ten["totals"]["calls"] == 7  # 59 .. 179
+    assert hourly["by_model"][0]["calls"] == 7
+    assert [(point["t"], point["calls"]) for point in hourly["series"]] == [
+        (at(0), 1),  # aligned to whole hours; counts only from since on
+        (at(60), 3),
+        (at(120), 3),
+    ]
+    assert sum(point["calls"] for point in every_ten["series"]) == 7
+    assert every_ten["series"][0]["t"] == at(30)
