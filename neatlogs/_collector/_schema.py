@@ -151,7 +151,7 @@ _SUMMARISE = (
            SUM(status = 'incomplete'), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),
            COALESCE(SUM(total_tokens), 0), SUM(cost_usd), MIN(started_at), MAX(started_at),
            MAX(COALESCE(ended_at, ''))
-    FROM records WHERE seq >= ?1 GROUP BY trace_id
+    FROM records NOT INDEXED WHERE seq >= ?1 GROUP BY trace_id
     ON CONFLICT (trace_id) DO UPDATE SET
         calls = calls + excluded.calls,
         spans = spans + excluded.spans,
