@@ -687,3 +687,48 @@ def test_stats_over_a_range_not_on_whole_hours_add_up_the_same_in_any_bucket(
     ]
     assert sum(point["calls"] for point in every_ten["series"]) == 7
     assert every_ten["series"][0]["t"] == at(30)
+
+
+def test_a_trace_is_fetched_with_its_calls_timeline_and_an_unknown_one_is_404(
+    server: CollectorServer, trace: str
+) -> None:
+    span = make_record(trace, started_at=at(100), kind="span", name="agent", model="", tags=[])
+    call = make_record(
+        trace,
+        started_at=at(100, 1),
+        parent_id=span["id"],
+        status="error",
+        error={"type": "APIError", "message": "boom"},
+        ttft_ms=12.5,
+    )
+    post(server.url, [call, span])
+
+    answer = get(server, f"/v1/traces/{trace}")
+    missing = get(server, "/v1/traces/no-such-trace")
+
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["trace"]["trace_id"], body["trace"]["calls"], body["trace"]["spans"]) == (trace, 1, 1)
+    first, second = body["calls"]  # oldest first
+    assert (first["id"], first["kind"], first["name"], first["parent_id"]) == (
+        span["id"],
+        "span",
+        "agent",
+        None,
+    )
+    assert (second["id"], second["kind"], second["parent_id"]) == (call["id"], "llm", span["id"])
+    assert (second["error_type"], second["error_message"], second["ttft_ms"]) == ("APIError", "boom", 12.5)
+    assert "prompt" not in second
+    assert missing.status_code == 404
+
+
+def test_trace_records_stop_at_their_byte_bound_keeping_at_least_one(tmp_path: Path, trace: str) -> None:
+    store = RecordStore(tmp_path / "store.db")
+    try:
+        store.add([make_record(trace, started_at=at(110, n), prompt="x" * 10_000) for n in range(5)])
+
+        assert len(store.trace_records(trace)) == 5
+        assert len(store.trace_records(trace, max_bytes=25_000)) == 2
+        assert len(store.trace_records(trace, max_bytes=1)) == 1
+    finally:
+        store.close()

@@ -383,13 +383,41 @@ class RecordStore:
         rows = self._read("SELECT CAST(record AS BLOB) FROM records WHERE id = ?", (record_id,))
         return _clean_json(rows[0][0]) if rows else None
 
-    def trace_records(self, trace_id: str, limit: int = 5000) -> list[dict[str, Any]]:
-        """Every record of one trace (up to `limit`), oldest first."""
+    def trace_records(
+        self, trace_id: str, limit: int = 5000, max_bytes: int = 4 * MAX_PAGE_BYTES
+    ) -> list[dict[str, Any]]:
+        """Every record of one trace (up to `limit`), oldest first.
+
+        Stops after `max_bytes` of records (at least one record), so a trace of huge prompts cannot
+        take the collector's memory; trace_calls lists every call without the prompts.
+        """
+        found: list[dict[str, Any]] = []
+        size = 0
+        with self._read_lock:
+            for (blob,) in self._reader.execute(
+                "SELECT CAST(record AS BLOB) FROM records WHERE trace_id = ?"
+                " ORDER BY started_at, seq LIMIT ?",
+                (trace_id, limit),
+            ):
+                size += len(blob)
+                if found and size > max_bytes:
+                    break
+                found.append(_loads(blob))
+        return found
+
+    def trace_calls(self, trace_id: str, limit: int = 5000) -> list[dict[str, Any]]:
+        """One trace's records, oldest first, as their timeline fields only (no prompt or completion).
+
+        Keys: id, parent_id, kind, name, provider, model, operation, status, started_at, ended_at,
+        duration_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd,
+        finish_reason, error_type, error_message (its first 300 characters).
+        """
         rows = self._read(
-            "SELECT CAST(record AS BLOB) FROM records WHERE trace_id = ? ORDER BY started_at, seq LIMIT ?",
+            f"SELECT {', '.join(_CALL_KEYS)} FROM records WHERE trace_id = ?"
+            " ORDER BY started_at, seq LIMIT ?",
             (trace_id, limit),
         )
-        return [_loads(blob) for (blob,) in rows]
+        return [dict(zip(_CALL_KEYS, row, strict=True)) for row in rows]
 
     def query_traces(self, filters: Filters, limit: int = 100, cursor: str | None = None) -> Page:
         """Per-trace summaries, most recently active first; a trace matches if it has a matching record.
@@ -573,6 +601,28 @@ class RecordStore:
 
 
 # ---------------------------------------------------------------- query building
+
+_CALL_KEYS = (
+    "id",
+    "parent_id",
+    "kind",
+    "name",
+    "provider",
+    "model",
+    "operation",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "ttft_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_usd",
+    "finish_reason",
+    "error_type",
+    "error_message",
+)
 
 _TRACE_KEYS = (
     "trace_id",
