@@ -50,6 +50,7 @@ CREATE TABLE records (
 _RECORD_INDEXES = """
 CREATE INDEX records_trace_started ON records (trace_id, started_at);
 CREATE INDEX records_started ON records (started_at);
+CREATE INDEX records_model ON records (model, started_at);
 CREATE INDEX records_errors ON records (started_at, error_type, error_message) WHERE status = 'error';
 """
 
@@ -95,6 +96,15 @@ CREATE TABLE stats_minute (
     cost_usd REAL,
     PRIMARY KEY (minute, model)
 ) WITHOUT ROWID;
+CREATE TABLE stats_hour (
+    hour     INTEGER NOT NULL,
+    model    TEXT NOT NULL,
+    calls    INTEGER NOT NULL,
+    errors   INTEGER NOT NULL,
+    tokens   INTEGER NOT NULL,
+    cost_usd REAL,
+    PRIMARY KEY (hour, model)
+) WITHOUT ROWID;
 CREATE TABLE latency_hour (
     hour   INTEGER NOT NULL,
     model  TEXT NOT NULL,
@@ -111,6 +121,7 @@ _SUMMARY_TABLES = (
     "trace_values",
     "facets",
     "stats_minute",
+    "stats_hour",
     "latency_hour",
 )
 
@@ -140,7 +151,7 @@ _SUMMARISE = (
            SUM(status = 'incomplete'), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),
            COALESCE(SUM(total_tokens), 0), SUM(cost_usd), MIN(started_at), MAX(started_at),
            MAX(COALESCE(ended_at, ''))
-    FROM records WHERE seq >= ?1 GROUP BY trace_id
+    FROM records NOT INDEXED WHERE seq >= ?1 GROUP BY trace_id
     ON CONFLICT (trace_id) DO UPDATE SET
         calls = calls + excluded.calls,
         spans = spans + excluded.spans,
@@ -170,19 +181,22 @@ _SUMMARISE = (
     UNION SELECT 'provider', provider FROM records WHERE seq >= ?1 AND provider <> ''
     UNION SELECT 'tag', tag FROM record_tags WHERE seq >= ?1
     """,
-    f"""
-    INSERT INTO stats_minute (minute, model, calls, errors, tokens, cost_usd)
-    SELECT {_MINUTE} AS m, COALESCE(model, '') AS mo, COUNT(*), SUM(status = 'error'),
+    *(
+        f"""
+    INSERT INTO stats_{unit} ({unit}, model, calls, errors, tokens, cost_usd)
+    SELECT {_MINUTE}{divisor} AS m, COALESCE(model, '') AS mo, COUNT(*), SUM(status = 'error'),
            COALESCE(SUM(total_tokens), 0), SUM(cost_usd)
     FROM records WHERE seq >= ?1 AND kind = 'llm' AND m IS NOT NULL GROUP BY m, mo
-    ON CONFLICT (minute, model) DO UPDATE SET
+    ON CONFLICT ({unit}, model) DO UPDATE SET
         calls = calls + excluded.calls,
         errors = errors + excluded.errors,
         tokens = tokens + excluded.tokens,
         cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN cost_usd
                         WHEN cost_usd IS NULL THEN excluded.cost_usd
                         ELSE cost_usd + excluded.cost_usd END
-    """,
+    """
+        for unit, divisor in (("minute", ""), ("hour", " / 60"))
+    ),
     f"""
     INSERT INTO latency_hour (hour, model, metric, bin, n)
     SELECT h, mo, metric, b, COUNT(*) FROM (

@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .queries import BadRequest, filters_from, stats_range
+from .queries import BadRequest, Filters, filters_from, stats_range
 from .store import RecordStore
 from .viewer.auth import session_ok
 from .viewer.routes import viewer_routes
@@ -401,6 +401,20 @@ def create_app(
         page = await run_in_threadpool(store.query_traces, filters, limit, params.get("cursor"))
         return _json({"traces": page.items, "next_cursor": page.next_cursor})
 
+    async def get_trace(request: Request) -> Response:
+        trace_id = request.path_params["trace_id"]
+
+        def read() -> dict[str, Any] | None:
+            page = store.query_traces(Filters(trace_id=trace_id), limit=1)
+            if not page.items:
+                return None
+            return {"trace": page.items[0], "calls": store.trace_calls(trace_id)}
+
+        found = await run_in_threadpool(read)
+        if found is None:
+            return _error(404, f"no trace with id {trace_id!r}")
+        return _json(found)
+
     async def stats(request: Request) -> Response:
         span = stats_range(_params(request))
         return _json(await run_in_threadpool(store.stats_over, span))
@@ -416,6 +430,7 @@ def create_app(
         Route("/v1/records", _authenticated(list_records, keys), methods=["GET"]),
         Route("/v1/records/{record_id}", _authenticated(get_record, keys), methods=["GET"]),
         Route("/v1/traces", _authenticated(list_traces, keys), methods=["GET"]),
+        Route("/v1/traces/{trace_id}", _authenticated(get_trace, keys), methods=["GET"]),
         Route("/v1/stats", _authenticated(stats, keys), methods=["GET"]),
         Route("/v1/facets", _authenticated(facets, keys), methods=["GET"]),
         # Open on purpose: load balancers and `curl` probes carry no key, and it reveals nothing.

@@ -15,6 +15,7 @@ from typing import Any
 from . import _schema
 from ._schema import migrate
 from .queries import (
+    STATUSES,
     Filters,
     Page,
     StatsRange,
@@ -341,6 +342,14 @@ class RecordStore:
             where.append("(r.started_at, r.seq) < (?, ?)")
             params.extend(position)
         sql = "SELECT r.started_at, r.seq, CAST(r.record AS BLOB) FROM records AS r"
+        if (
+            filters.status == "error"
+            and filters.trace_id is None
+            and filters.model is None
+            and filters.q is None
+        ):
+            # Errors are rare: SQLite, knowing nothing of the data, would walk every record instead.
+            sql += " INDEXED BY records_errors"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY r.started_at DESC, r.seq DESC LIMIT ?"
@@ -374,13 +383,41 @@ class RecordStore:
         rows = self._read("SELECT CAST(record AS BLOB) FROM records WHERE id = ?", (record_id,))
         return _clean_json(rows[0][0]) if rows else None
 
-    def trace_records(self, trace_id: str, limit: int = 5000) -> list[dict[str, Any]]:
-        """Every record of one trace (up to `limit`), oldest first."""
+    def trace_records(
+        self, trace_id: str, limit: int = 5000, max_bytes: int = 4 * MAX_PAGE_BYTES
+    ) -> list[dict[str, Any]]:
+        """Every record of one trace (up to `limit`), oldest first.
+
+        Stops after `max_bytes` of records (at least one record), so a trace of huge prompts cannot
+        take the collector's memory; trace_calls lists every call without the prompts.
+        """
+        found: list[dict[str, Any]] = []
+        size = 0
+        with self._read_lock:
+            for (blob,) in self._reader.execute(
+                "SELECT CAST(record AS BLOB) FROM records WHERE trace_id = ?"
+                " ORDER BY started_at, seq LIMIT ?",
+                (trace_id, limit),
+            ):
+                size += len(blob)
+                if found and size > max_bytes:
+                    break
+                found.append(_loads(blob))
+        return found
+
+    def trace_calls(self, trace_id: str, limit: int = 5000) -> list[dict[str, Any]]:
+        """One trace's records, oldest first, as their timeline fields only (no prompt or completion).
+
+        Keys: id, parent_id, kind, name, provider, model, operation, status, started_at, ended_at,
+        duration_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd,
+        finish_reason, error_type, error_message (its first 300 characters).
+        """
         rows = self._read(
-            "SELECT CAST(record AS BLOB) FROM records WHERE trace_id = ? ORDER BY started_at, seq LIMIT ?",
+            f"SELECT {', '.join(_CALL_KEYS)} FROM records WHERE trace_id = ?"
+            " ORDER BY started_at, seq LIMIT ?",
             (trace_id, limit),
         )
-        return [_loads(blob) for (blob,) in rows]
+        return [dict(zip(_CALL_KEYS, row, strict=True)) for row in rows]
 
     def query_traces(self, filters: Filters, limit: int = 100, cursor: str | None = None) -> Page:
         """Per-trace summaries, most recently active first; a trace matches if it has a matching record.
@@ -449,18 +486,35 @@ class RecordStore:
         """`stats` for a parsed range."""
         first, end, size = span.since_minute, span.until_minute, span.bucket_minutes
         since_at, until_at = minute_time(first), minute_time(end)
+        # Whole hours come from the hourly counts, the minutes around them from the per-minute ones.
+        hour_first, hour_end = -(-first // 60), end // 60
+        if hour_first < hour_end:
+            parts = [("hour", hour_first, hour_end), ("minute", first, hour_first * 60)]
+            parts.append(("minute", hour_end * 60, end))
+        else:
+            parts = [("minute", first, end)]
+        # Buckets are aligned to multiples of their size since the epoch, so an hour falls in one
+        # bucket whenever the size is a whole number of hours.
+        series_parts = parts if size % 60 == 0 else [("minute", first, end)]
+        buckets: dict[int, list[Any]] = {}
+        models: dict[str, list[Any]] = {}
         with self._read_lock:
             db = self._reader
-            series_rows = db.execute(
-                "SELECT (minute - ?) / ? AS b, SUM(calls), SUM(errors), SUM(tokens), SUM(cost_usd)"
-                " FROM stats_minute WHERE minute >= ? AND minute < ? GROUP BY b",
-                (first, size, first, end),
-            ).fetchall()
-            model_rows = db.execute(
-                "SELECT model, SUM(calls), SUM(errors), SUM(tokens), SUM(cost_usd)"
-                " FROM stats_minute WHERE minute >= ? AND minute < ? GROUP BY model",
-                (first, end),
-            ).fetchall()
+            for unit, low, high in series_parts:
+                minute = "hour * 60" if unit == "hour" else "minute"
+                for row in db.execute(
+                    f"SELECT ({minute}) / ?1 * ?1 AS b, SUM(calls), SUM(errors), SUM(tokens), SUM(cost_usd)"
+                    f" FROM stats_{unit} WHERE {unit} >= ?2 AND {unit} < ?3 GROUP BY b",
+                    (size, low, high),
+                ):
+                    _add(buckets, row)
+            for unit, low, high in parts:
+                for row in db.execute(
+                    "SELECT model, SUM(calls), SUM(errors), SUM(tokens), SUM(cost_usd)"
+                    f" FROM stats_{unit} WHERE {unit} >= ? AND {unit} < ? GROUP BY model",
+                    (low, high),
+                ):
+                    _add(models, row)
             error_rows = db.execute(
                 "SELECT error_type, error_message, COUNT(*) AS n, MAX(started_at) FROM records"
                 " WHERE status = 'error' AND started_at >= ? AND started_at < ?"
@@ -471,19 +525,19 @@ class RecordStore:
             latency = (
                 _exact_latencies(db, since_at, until_at) if exact else _histogram_latencies(db, first, end)
             )
-        by_bucket = {row[0]: row[1:] for row in series_rows}
         series = []
-        for index in range(-(-(end - first) // size)):
-            calls, errors, tokens, cost = by_bucket.get(index, (0, 0, 0, None))
+        for start in range(first // size * size, end, size):
+            calls, errors, tokens, cost = buckets.get(start, (0, 0, 0, 0.0))
             series.append(
                 {
-                    "t": minute_time(first + index * size),
+                    "t": minute_time(start),
                     "calls": calls,
                     "errors": errors,
                     "tokens": tokens,
                     "cost_usd": _money(cost),
                 }
             )
+        model_rows = [(model, *sums) for model, sums in models.items()]
         by_model = []
         totals = {"calls": 0, "errors": 0, "tokens": 0, "cost_usd": 0.0}
         for model, calls, errors, tokens, cost in sorted(model_rows, key=lambda row: (-row[1], row[0])):
@@ -548,6 +602,28 @@ class RecordStore:
 
 # ---------------------------------------------------------------- query building
 
+_CALL_KEYS = (
+    "id",
+    "parent_id",
+    "kind",
+    "name",
+    "provider",
+    "model",
+    "operation",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "ttft_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_usd",
+    "finish_reason",
+    "error_type",
+    "error_message",
+)
+
 _TRACE_KEYS = (
     "trace_id",
     "calls",
@@ -590,6 +666,18 @@ def _elapsed_ms(start: str, end: str) -> float | None:
     return round((ended - began).total_seconds() * 1000.0, 3)
 
 
+def _add(sums: dict[Any, list[Any]], row: Row) -> None:
+    key, calls, errors, tokens, cost = row
+    found = sums.get(key)
+    if found is None:
+        sums[key] = [calls, errors, tokens, cost or 0.0]
+    else:
+        found[0] += calls
+        found[1] += errors
+        found[2] += tokens
+        found[3] += cost or 0.0
+
+
 def _money(value: float | None) -> float:
     return round(value, 9) if value else 0.0
 
@@ -597,11 +685,13 @@ def _money(value: float | None) -> float:
 def _record_conditions(filters: Filters) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
-    for column in ("trace_id", "status", "model", "provider", "kind"):
+    for column in ("trace_id", "model", "provider", "kind"):
         value = getattr(filters, column)
         if value is not None:
             where.append(f"r.{column} = ?")
             params.append(value)
+    if filters.status in STATUSES:  # checked: written into the SQL so the errors' index applies
+        where.append(f"r.status = '{filters.status}'")
     if filters.tag is not None:
         where.append("EXISTS (SELECT 1 FROM record_tags AS g WHERE g.seq = r.seq AND g.tag = ?)")
         params.append(filters.tag)
