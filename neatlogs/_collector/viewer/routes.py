@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ..queries import BadRequest, filters_from
+from ..queries import BadRequest, Filters, filters_from
 from ..store import RecordStore
 from . import auth, chat, format, timeline
 
@@ -200,11 +200,25 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
 
     async def trace_page(request: Request) -> Response:
         trace_id = request.path_params["trace_id"]
-        records = await run_in_threadpool(store.trace_records, trace_id)
-        if not records:
+
+        def read() -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+            # The calls' timeline fields only: a trace of huge prompts stays a small page.
+            calls = store.trace_calls(trace_id)
+            summary = store.query_traces(Filters(trace_id=trace_id), limit=1).items if calls else []
+            return calls, (summary[0] if summary else None)
+
+        calls, summary = await run_in_threadpool(read)
+        if not calls:
             return render("not_found.html", request, status=404, what="trace", ident=trace_id)
-        drawn = timeline.build([format.clean_record(record) for record in records])
-        return render("trace.html", request, trace_id=trace_id, timeline=drawn, axis=timeline.AXIS)
+        drawn = timeline.build([format.clean_record(_call_record(call)) for call in calls])
+        return render(
+            "trace.html",
+            request,
+            trace_id=trace_id,
+            timeline=drawn,
+            axis=timeline.AXIS,
+            summary=summary or {},
+        )
 
     async def record_page(request: Request) -> Response:
         record_id = request.path_params["record_id"]
@@ -349,6 +363,18 @@ def _local(target: str | None) -> str:
 
 def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
+
+
+def _call_record(call: dict[str, Any]) -> dict[str, Any]:
+    """A row of `RecordStore.trace_calls` in the record's own shape, for the waterfall."""
+    view = dict(call)
+    tokens = {key: call.get(key) for key in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    view["usage"] = tokens if any(value is not None for value in tokens.values()) else None
+    # Only streams have a time to first chunk (a stream that failed before one shows as a call).
+    view["stream"] = call.get("ttft_ms") is not None
+    error_type = call.get("error_type")
+    view["error"] = {"type": error_type, "message": call.get("error_message")} if error_type else None
+    return view
 
 
 _NOT_PARAMETERS = ("model", "messages", "prompt", "input", "instructions", "tools", "functions")
