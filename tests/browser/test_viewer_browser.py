@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -224,3 +225,17 @@ def test_no_page_reports_a_console_error(page: Any, traffic: Traffic, console: C
     # 404 and 400 pages are expected answers; what must not happen is a script or CSP error.
     console.problems[:] = [p for p in console.problems if "status of 40" not in p]
     assert console.problems == []
+
+
+def test_copy_buttons_copy_the_ids_and_the_raw_json(page: Any, traffic: Traffic) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=traffic.url)
+    page.goto(f"{traffic.url}/traces/{traffic.error_trace}")
+    page.locator("tr.wf-row a").first.click()
+    page.wait_for_url(re.compile(r"/records/"))
+    record_id = page.url.rsplit("/", 1)[1]
+    page.locator(".facts button.copy").first.click()
+    assert page.evaluate("navigator.clipboard.readText()") == record_id
+    page.click("#raw-json summary")
+    page.click("text=copy JSON")
+    copied = json.loads(page.evaluate("navigator.clipboard.readText()"))
+    assert copied["id"] == record_id and copied["error"]["type"] == "RateLimitError"

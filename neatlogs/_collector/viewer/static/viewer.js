@@ -25,7 +25,9 @@ function wireCopy(root) {
     button.addEventListener("click", (event) => {
       event.stopPropagation();
       const label = button.textContent;
-      copyText(button.dataset.copy || "").then(
+      // Big texts (the raw record) are copied from the element showing them, not kept twice.
+      const source = button.dataset.copyFrom ? document.getElementById(button.dataset.copyFrom) : null;
+      copyText(source ? source.textContent : button.dataset.copy || "").then(
         () => { button.textContent = "copied ✓"; },
         () => { button.textContent = "copy failed"; }
       ).finally(() => setTimeout(() => { button.textContent = label; }, 1200));
