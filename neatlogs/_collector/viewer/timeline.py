@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .format import parse_time
+from .format import count, ms, parse_time, usd
 
 # Bars are drawn in an SVG whose width is this many units (stretched to the column).
 AXIS = 1000.0
@@ -25,6 +25,31 @@ class Row:
     children: int = 0
     parent: str | None = None
     kids: list[Row] = field(default_factory=list)
+    # Written once here rather than by template filters: a trace can have thousands of rows.
+    texts: dict[str, str] = field(default_factory=dict)
+    bars: list[tuple[str, str, str]] = field(default_factory=list)  # (class, x, width)
+
+
+def _dress(row: Row) -> None:
+    record = row.record
+    usage = record.get("usage")
+    ttft = _number(record.get("ttft_ms"))
+    row.texts = {
+        "offset": ms(row.offset_ms),
+        "duration": ms(record.get("duration_ms")),
+        "ttft": ms(ttft) if ttft is not None else "",
+        "tokens": count(usage.get("total_tokens") if isinstance(usage, dict) else None),
+        "cost": usd(record.get("cost_usd")),
+    }
+    kind = "error" if record.get("status") == "error" else ("step" if record.get("kind") == "span" else "ok")
+    if row.ttft_x is not None and row.ttft_x > row.x:
+        row.bars = [
+            (f"wait {kind}", f"{row.x:.2f}", f"{row.ttft_x - row.x:.2f}"),
+            (f"span {kind}", f"{row.ttft_x:.2f}", f"{max(row.x + row.width - row.ttft_x, 1):.2f}"),
+            ("ttft", f"{row.ttft_x - 1:.2f}", "2.5"),
+        ]
+    else:
+        row.bars = [(f"span {kind}", f"{row.x:.2f}", f"{row.width:.2f}")]
 
 
 @dataclass
@@ -112,6 +137,8 @@ def build(records: list[dict[str, Any]]) -> Timeline:
         if id(row) not in seen:
             row.parent = None
             walk(row, 0)
+    for row in rows:
+        _dress(row)
     llm = [r for r in records if r.get("kind", "llm") != "span"]
     costs = [c for c in (_number(r.get("cost_usd")) for r in records) if c is not None]
     return Timeline(
