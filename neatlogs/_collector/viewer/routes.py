@@ -153,9 +153,15 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
     assets = _assets()
     env = _environment(assets)
 
-    def render(name: str, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
-        html = env.get_template(name).render(
-            auth=keys is not None, path=request.url.path, base_url=_base_url(request), **context
+    async def render(name: str, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
+        # Off the event loop: a trace of thousands of calls takes a while to write, and ingest
+        # must keep being answered meanwhile.
+        html = await run_in_threadpool(
+            env.get_template(name).render,
+            auth=keys is not None,
+            path=request.url.path,
+            base_url=_base_url(request),
+            **context,
         )
         return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
 
@@ -174,7 +180,7 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
         form = ListForm.read(request.query_params)
         found, error = await _traces(store, form)
         facets = await run_in_threadpool(store.facets)
-        return render(
+        return await render(
             "traces.html",
             request,
             status=400 if error else 200,
@@ -189,7 +195,7 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
     async def traces_rows(request: Request) -> Response:
         form = ListForm.read(request.query_params)
         found, error = await _traces(store, form)
-        return render(
+        return await render(
             "_trace_rows.html",
             request,
             status=400 if error else 200,
@@ -209,9 +215,9 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
 
         calls, summary = await run_in_threadpool(read)
         if not calls:
-            return render("not_found.html", request, status=404, what="trace", ident=trace_id)
+            return await render("not_found.html", request, status=404, what="trace", ident=trace_id)
         drawn = timeline.build([format.clean_record(_call_record(call)) for call in calls])
-        return render(
+        return await render(
             "trace.html",
             request,
             trace_id=trace_id,
@@ -224,10 +230,10 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
         record_id = request.path_params["record_id"]
         record = await run_in_threadpool(store.get_record, record_id)
         if record is None:
-            return render("not_found.html", request, status=404, what="call", ident=record_id)
+            return await render("not_found.html", request, status=404, what="call", ident=record_id)
         raw = json.dumps(record, indent=2, ensure_ascii=False)
         try:
-            return render(
+            return await render(
                 "record.html",
                 request,
                 r=format.clean_record(record),
@@ -239,7 +245,7 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
             )
         except Exception:  # a record shape nobody foresaw: still show it, as JSON
             logger.exception("neatlogs viewer: could not draw record %s; showing its JSON", record_id)
-            return render("record_raw.html", request, r=format.clean_record(record), raw=raw)
+            return await render("record_raw.html", request, r=format.clean_record(record), raw=raw)
 
     async def dashboard_page(request: Request) -> Response:
         form = ListForm.read(request.query_params)
@@ -250,7 +256,7 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
             error = None
         except BadRequest as exc:
             query, error = {}, exc.message
-        return render(
+        return await render(
             "dashboard.html",
             request,
             status=400 if error else 200,
@@ -264,20 +270,20 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
         target = _local(request.query_params.get("next"))
         if keys is None or auth.session_ok(request, keys):
             return RedirectResponse(target, status_code=303)
-        return render("login.html", request, next=target, error=None)
+        return await render("login.html", request, next=target, error=None)
 
     async def login(request: Request) -> Response:
         if keys is None:
             return RedirectResponse("/", status_code=303)
         if not auth.same_origin(request):
-            return render(
+            return await render(
                 "login.html", request, status=403, next="/", error="This form must be sent from this site."
             )
         fields = await _form(request)
         target = _local(fields.get("next"))
         key = auth.matching_key(fields.get("key", "").strip(), keys)
         if key is None:
-            return render(
+            return await render(
                 "login.html", request, status=401, next=target, error="That key is not accepted here."
             )
         response = RedirectResponse(target, status_code=303)
@@ -317,7 +323,7 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
     async def not_found(request: Request) -> Response:
         if request.url.path.startswith("/v1/"):
             return JSONResponse({"error": f"no such endpoint: {request.url.path}"}, status_code=404)
-        return render("not_found.html", request, status=404, what="page", ident=request.url.path)
+        return await render("not_found.html", request, status=404, what="page", ident=request.url.path)
 
     return [
         Route("/", page(traces_page), methods=["GET"]),
