@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from neatlogs._collector import CollectorServer
+from neatlogs._collector.viewer import routes
 
 from .viewer_records import error_record, post, record, tool_conversation
 
@@ -337,3 +338,16 @@ def test_a_step_shows_its_input_and_output_and_its_children_nest_under_it(
     depths = dict(re.findall(r'data-id="(\w+)" data-parent="\w*" data-depth="(\d)"', trace))
     assert depths == {step["id"]: "0", inner["id"]: "1", orphan["id"]: "0"}
     assert "+ 1 step<" in trace
+
+
+def test_a_trace_longer_than_the_page_draws_says_so_and_keeps_its_totals(
+    open_collector: CollectorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(routes, "TRACE_CALLS", 3)
+    now = datetime.now(timezone.utc)
+    post(open_collector.url, [record("trace-long", started=now - timedelta(seconds=n)) for n in range(5)])
+    page = _get(open_collector, "/traces/trace-long").text
+    assert page.count('class="wf-row') == 3
+    assert "drawn up to its first 3 calls" in page
+    assert "<dd>5" in page  # the trace's calls, all of them
+    assert "6,170" in page  # all five calls' tokens (1,234 each)

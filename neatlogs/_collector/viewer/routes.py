@@ -23,6 +23,8 @@ from ..store import RecordStore
 from . import auth, chat, format, timeline
 
 PAGE_SIZE = 50
+# The most calls a trace page draws; a longer trace says so above its waterfall.
+TRACE_CALLS = 5000
 logger = logging.getLogger("neatlogs")
 _HERE = Path(__file__).parent
 _LOGIN_BODY_LIMIT = 16 * 1024
@@ -209,7 +211,7 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
 
         def read() -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
             # The calls' timeline fields only: a trace of huge prompts stays a small page.
-            calls = store.trace_calls(trace_id)
+            calls = store.trace_calls(trace_id, limit=TRACE_CALLS)
             summary = store.query_traces(Filters(trace_id=trace_id), limit=1).items if calls else []
             return calls, (summary[0] if summary else None)
 
@@ -224,6 +226,7 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
             timeline=drawn,
             axis=timeline.AXIS,
             summary=summary or {},
+            cut=len(calls) >= TRACE_CALLS,
         )
 
     async def record_page(request: Request) -> Response:
