@@ -161,12 +161,16 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def _clean_str(value: str) -> str:
+    if value.isascii() or _SURROGATE.search(value) is None:
+        return value
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def _no_surrogates(value: Any) -> Any:
     """`value` with lone surrogates (which UTF-8 cannot hold) replaced by U+FFFD, in every string."""
     if isinstance(value, str):
-        if _SURROGATE.search(value) is None:
-            return value
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return _clean_str(value)
     if isinstance(value, list):
         return [_no_surrogates(item) for item in value]
     if isinstance(value, tuple):
@@ -192,6 +196,26 @@ def _loads(blob: bytes) -> dict[str, Any]:
 def _text_factory(data: bytes) -> str:
     # Text a foreign tool wrote as invalid UTF-8 is read with replacement characters, not an error.
     return data.decode("utf-8", "replace")
+
+
+def _index(db: sqlite3.Connection, pairs: Sequence[tuple[int, Mapping[str, Any]]], clean: bool) -> None:
+    """Add stored records (seq, record; ascending seq) to the search index, tags and summaries."""
+    if not pairs:
+        return
+    search: list[tuple[int, str]] = []
+    tags: list[tuple[int, str]] = []
+    for seq, record in pairs:
+        text, record_tags = _extras(record)
+        search.append((seq, text))
+        for tag in record_tags:
+            tags.append((seq, tag))
+    if clean:
+        search = [(seq, _clean_str(text)) for seq, text in search]
+        tags = [(seq, _clean_str(tag)) for seq, tag in tags]
+    db.executemany("INSERT INTO records_fts (rowid, text) VALUES (?, ?)", search)
+    if tags:
+        db.executemany("INSERT OR IGNORE INTO record_tags (seq, tag) VALUES (?, ?)", tags)
+    _schema.summarise(db, pairs[0][0], pairs[-1][0])
 
 
 # ---------------------------------------------------------------- percentiles
@@ -304,23 +328,12 @@ class RecordStore:
         inserted: set[int] | None = None
         if stored != len(rows):  # some ids were known: only the rows that went in are indexed
             inserted = {seq for (seq,) in db.execute("SELECT seq FROM records WHERE seq >= ?", (first,))}
-        search: list[tuple[int, str]] = []
-        tags: list[tuple[int, str]] = []
-        for record, row in zip(records, rows, strict=True):
-            seq = row[0]
-            if inserted is not None and seq not in inserted:
-                continue
-            text, record_tags = _extras(record)
-            search.append((seq, text))
-            for tag in record_tags:
-                tags.append((seq, tag))
-        if clean:
-            search = _no_surrogates(search)
-            tags = _no_surrogates(tags)
-        db.executemany("INSERT INTO records_fts (rowid, text) VALUES (?, ?)", search)
-        if tags:
-            db.executemany("INSERT OR IGNORE INTO record_tags (seq, tag) VALUES (?, ?)", tags)
-        _schema.summarise(db, first)
+        pairs = [
+            (row[0], record)
+            for record, row in zip(records, rows, strict=True)
+            if inserted is None or row[0] in inserted
+        ]
+        _index(db, pairs, clean)
         return stored
 
     # ------------------------------------------------------------ reading
