@@ -113,6 +113,14 @@ CREATE TABLE latency_hour (
     n      INTEGER NOT NULL,
     PRIMARY KEY (hour, model, metric, bin)
 ) WITHOUT ROWID;
+CREATE TABLE latency_day (
+    day    INTEGER NOT NULL,
+    model  TEXT NOT NULL,
+    metric INTEGER NOT NULL,
+    bin    INTEGER NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (day, model, metric, bin)
+) WITHOUT ROWID;
 """
 _SUMMARY_TABLES = (
     "record_tags",
@@ -123,6 +131,7 @@ _SUMMARY_TABLES = (
     "stats_minute",
     "stats_hour",
     "latency_hour",
+    "latency_day",
 )
 
 # Latency histograms: bin i holds durations in [R**i, R**(i+1)) ms, R = 1.1; a percentile is
@@ -197,17 +206,21 @@ _SUMMARISE = (
     """
         for unit, divisor in (("minute", ""), ("hour", " / 60"))
     ),
-    f"""
-    INSERT INTO latency_hour (hour, model, metric, bin, n)
-    SELECT h, mo, metric, b, COUNT(*) FROM (
-        SELECT {_MINUTE} / 60 AS h, COALESCE(model, '') AS mo, 0 AS metric, {_bin_sql("duration_ms")} AS b
+    *(
+        f"""
+    INSERT INTO latency_{unit} ({unit}, model, metric, bin, n)
+    SELECT t, mo, metric, b, COUNT(*) FROM (
+        SELECT {_MINUTE} / {minutes} AS t, COALESCE(model, '') AS mo, 0 AS metric,
+               {_bin_sql("duration_ms")} AS b
         FROM records WHERE seq BETWEEN ?1 AND ?2 AND kind = 'llm' AND duration_ms IS NOT NULL
         UNION ALL
-        SELECT {_MINUTE} / 60, COALESCE(model, ''), 1, {_bin_sql("ttft_ms")}
+        SELECT {_MINUTE} / {minutes}, COALESCE(model, ''), 1, {_bin_sql("ttft_ms")}
         FROM records WHERE seq BETWEEN ?1 AND ?2 AND kind = 'llm' AND ttft_ms IS NOT NULL
-    ) WHERE h IS NOT NULL GROUP BY h, mo, metric, b
-    ON CONFLICT (hour, model, metric, bin) DO UPDATE SET n = n + excluded.n
-    """,
+    ) WHERE t IS NOT NULL GROUP BY t, mo, metric, b
+    ON CONFLICT ({unit}, model, metric, bin) DO UPDATE SET n = n + excluded.n
+    """
+        for unit, minutes in (("hour", 60), ("day", 1440))
+    ),
 )
 
 

@@ -31,6 +31,8 @@ MAX_PAGE_BYTES = 8 * 1024 * 1024
 # Up to this many minutes, /v1/stats percentiles are exact (sorted from the records themselves);
 # over longer ranges they come from the hourly histograms.
 EXACT_PERCENTILE_MINUTES = 60
+# Past this many minutes, percentiles come from daily histograms instead of hourly ones.
+LONG_RANGE_MINUTES = 2 * 1440
 TOP_ERRORS = 10
 
 Row = tuple[Any, ...]
@@ -263,6 +265,9 @@ class RecordStore:
         # the insert rate. The size limit truncates the WAL file again after each checkpoint.
         self._db.execute("PRAGMA wal_autocheckpoint=10000")
         self._db.execute("PRAGMA journal_size_limit=67108864")
+        # Each batch touches pages all over the id, trace and summary indexes: keeping 64 MiB of
+        # them cached (instead of 2) keeps ingest from slowing down as the file grows.
+        self._db.execute("PRAGMA cache_size=-65536")
         migrate(self._db)
         self._reader, self._read_lock = self._open_reader()
 
@@ -572,8 +577,10 @@ class RecordStore:
         return {
             "since": since_at,
             "until": until_at,
-            "bucket": f"{size}m",
-            "percentiles": "exact" if exact else "hourly histogram",
+            "bucket": _size_name(size),
+            "percentiles": "exact"
+            if exact
+            else ("daily histogram" if end - first > LONG_RANGE_MINUTES else "hourly histogram"),
             "totals": {**totals, **latency.get(None, _NO_LATENCY)},
             "series": series,
             "by_model": by_model,
@@ -677,6 +684,13 @@ def _elapsed_ms(start: str, end: str) -> float | None:
     if began is None or ended is None:
         return None
     return round((ended - began).total_seconds() * 1000.0, 3)
+
+
+def _size_name(minutes: int) -> str:
+    for unit, length in (("d", 1440), ("h", 60)):
+        if minutes % length == 0:
+            return f"{minutes // length}{unit}"
+    return f"{minutes}m"
 
 
 def _add(sums: dict[Any, list[Any]], row: Row) -> None:
@@ -788,12 +802,14 @@ def _exact_latencies(
 
 
 def _histogram_latencies(db: sqlite3.Connection, first: int, end: int) -> dict[str | None, dict[str, Any]]:
-    """Percentiles per model (and None: all models) from the hourly histograms the range touches."""
+    """Percentiles per model (and None: all models) from the histograms of the hours (or, past two
+    days, the days) the range touches."""
     bins: dict[tuple[str | None, int], dict[int, int]] = {}
+    unit, minutes = ("day", 1440) if end - first > LONG_RANGE_MINUTES else ("hour", 60)
     for model, metric, index, count in db.execute(
-        "SELECT model, metric, bin, SUM(n) FROM latency_hour WHERE hour >= ? AND hour < ?"
+        f"SELECT model, metric, bin, SUM(n) FROM latency_{unit} WHERE {unit} >= ? AND {unit} < ?"
         " GROUP BY model, metric, bin",
-        (first // 60, -(-end // 60)),
+        (first // minutes, -(-end // minutes)),
     ):
         for key in ((model, metric), (None, metric)):
             counts = bins.setdefault(key, {})
