@@ -403,16 +403,23 @@ def test_stats_count_calls_errors_tokens_and_cost_and_give_exact_percentiles(
     }
 
 
+@pytest.mark.parametrize(
+    ("since", "kind", "bucket", "points"),
+    [
+        ("2025-12-31T00:00:00Z", "hourly histogram", "15m", 192),  # two days
+        ("2025-12-25T00:00:00Z", "daily histogram", "1h", 192),  # eight days
+    ],
+)
 def test_stats_over_a_long_range_estimate_percentiles_within_five_percent(
-    fresh_server: CollectorServer, trace: str
+    fresh_server: CollectorServer, trace: str, since: str, kind: str, bucket: str, points: int
 ) -> None:
     post(fresh_server.url, _stats_data(trace))
 
-    stats = get(fresh_server, "/v1/stats", since="2025-12-31T00:00:00Z", until="2026-01-02T00:00:00Z").json()
+    stats = get(fresh_server, "/v1/stats", since=since, until="2026-01-02T00:00:00Z").json()
 
-    assert stats["percentiles"] == "hourly histogram"
-    assert stats["bucket"] == "15m"  # auto: at most 200 points
-    assert len(stats["series"]) == 192
+    assert stats["percentiles"] == kind
+    assert stats["bucket"] == bucket  # auto: at most 200 points
+    assert len(stats["series"]) == points
     assert stats["totals"]["calls"] == 8
     a = stats["by_model"][0]
     assert a["model"] == "a"

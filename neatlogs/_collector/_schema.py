@@ -113,6 +113,14 @@ CREATE TABLE latency_hour (
     n      INTEGER NOT NULL,
     PRIMARY KEY (hour, model, metric, bin)
 ) WITHOUT ROWID;
+CREATE TABLE latency_day (
+    day    INTEGER NOT NULL,
+    model  TEXT NOT NULL,
+    metric INTEGER NOT NULL,
+    bin    INTEGER NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (day, model, metric, bin)
+) WITHOUT ROWID;
 """
 _SUMMARY_TABLES = (
     "record_tags",
@@ -123,6 +131,7 @@ _SUMMARY_TABLES = (
     "stats_minute",
     "stats_hour",
     "latency_hour",
+    "latency_day",
 )
 
 # Latency histograms: bin i holds durations in [R**i, R**(i+1)) ms, R = 1.1; a percentile is
@@ -151,7 +160,7 @@ _SUMMARISE = (
            SUM(status = 'incomplete'), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),
            COALESCE(SUM(total_tokens), 0), SUM(cost_usd), MIN(started_at), MAX(started_at),
            MAX(COALESCE(ended_at, ''))
-    FROM records NOT INDEXED WHERE seq >= ?1 GROUP BY trace_id
+    FROM records NOT INDEXED WHERE seq BETWEEN ?1 AND ?2 GROUP BY trace_id
     ON CONFLICT (trace_id) DO UPDATE SET
         calls = calls + excluded.calls,
         spans = spans + excluded.spans,
@@ -169,24 +178,24 @@ _SUMMARISE = (
     """,
     """
     INSERT OR IGNORE INTO trace_values (trace_id, kind, value)
-    SELECT trace_id, 'model', model FROM records WHERE seq >= ?1 AND model <> ''
-    UNION SELECT trace_id, 'provider', provider FROM records WHERE seq >= ?1 AND provider <> ''
-    UNION SELECT trace_id, 'kind', kind FROM records WHERE seq >= ?1
+    SELECT trace_id, 'model', model FROM records WHERE seq BETWEEN ?1 AND ?2 AND model <> ''
+    UNION SELECT trace_id, 'provider', provider FROM records WHERE seq BETWEEN ?1 AND ?2 AND provider <> ''
+    UNION SELECT trace_id, 'kind', kind FROM records WHERE seq BETWEEN ?1 AND ?2
     UNION SELECT r.trace_id, 'tag', g.tag FROM record_tags AS g JOIN records AS r ON r.seq = g.seq
-          WHERE g.seq >= ?1
+          WHERE g.seq BETWEEN ?1 AND ?2
     """,
     """
     INSERT OR IGNORE INTO facets (kind, value)
-    SELECT 'model', model FROM records WHERE seq >= ?1 AND model <> ''
-    UNION SELECT 'provider', provider FROM records WHERE seq >= ?1 AND provider <> ''
-    UNION SELECT 'tag', tag FROM record_tags WHERE seq >= ?1
+    SELECT 'model', model FROM records WHERE seq BETWEEN ?1 AND ?2 AND model <> ''
+    UNION SELECT 'provider', provider FROM records WHERE seq BETWEEN ?1 AND ?2 AND provider <> ''
+    UNION SELECT 'tag', tag FROM record_tags WHERE seq BETWEEN ?1 AND ?2
     """,
     *(
         f"""
     INSERT INTO stats_{unit} ({unit}, model, calls, errors, tokens, cost_usd)
     SELECT {_MINUTE}{divisor} AS m, COALESCE(model, '') AS mo, COUNT(*), SUM(status = 'error'),
            COALESCE(SUM(total_tokens), 0), SUM(cost_usd)
-    FROM records WHERE seq >= ?1 AND kind = 'llm' AND m IS NOT NULL GROUP BY m, mo
+    FROM records WHERE seq BETWEEN ?1 AND ?2 AND kind = 'llm' AND m IS NOT NULL GROUP BY m, mo
     ON CONFLICT ({unit}, model) DO UPDATE SET
         calls = calls + excluded.calls,
         errors = errors + excluded.errors,
@@ -197,24 +206,28 @@ _SUMMARISE = (
     """
         for unit, divisor in (("minute", ""), ("hour", " / 60"))
     ),
-    f"""
-    INSERT INTO latency_hour (hour, model, metric, bin, n)
-    SELECT h, mo, metric, b, COUNT(*) FROM (
-        SELECT {_MINUTE} / 60 AS h, COALESCE(model, '') AS mo, 0 AS metric, {_bin_sql("duration_ms")} AS b
-        FROM records WHERE seq >= ?1 AND kind = 'llm' AND duration_ms IS NOT NULL
+    *(
+        f"""
+    INSERT INTO latency_{unit} ({unit}, model, metric, bin, n)
+    SELECT t, mo, metric, b, COUNT(*) FROM (
+        SELECT {_MINUTE} / {minutes} AS t, COALESCE(model, '') AS mo, 0 AS metric,
+               {_bin_sql("duration_ms")} AS b
+        FROM records WHERE seq BETWEEN ?1 AND ?2 AND kind = 'llm' AND duration_ms IS NOT NULL
         UNION ALL
-        SELECT {_MINUTE} / 60, COALESCE(model, ''), 1, {_bin_sql("ttft_ms")}
-        FROM records WHERE seq >= ?1 AND kind = 'llm' AND ttft_ms IS NOT NULL
-    ) WHERE h IS NOT NULL GROUP BY h, mo, metric, b
-    ON CONFLICT (hour, model, metric, bin) DO UPDATE SET n = n + excluded.n
-    """,
+        SELECT {_MINUTE} / {minutes}, COALESCE(model, ''), 1, {_bin_sql("ttft_ms")}
+        FROM records WHERE seq BETWEEN ?1 AND ?2 AND kind = 'llm' AND ttft_ms IS NOT NULL
+    ) WHERE t IS NOT NULL GROUP BY t, mo, metric, b
+    ON CONFLICT ({unit}, model, metric, bin) DO UPDATE SET n = n + excluded.n
+    """
+        for unit, minutes in (("hour", 60), ("day", 1440))
+    ),
 )
 
 
-def summarise(db: sqlite3.Connection, first: int) -> None:
-    """Fold the records from seq `first` on into the summaries (inside the caller's transaction)."""
+def summarise(db: sqlite3.Connection, first: int, last: int = 2**63 - 1) -> None:
+    """Fold the records of seq `first` to `last` into the summaries (inside the caller's transaction)."""
     for statement in _SUMMARISE:
-        db.execute(statement, (first,))
+        db.execute(statement, (first, last))
 
 
 def prepare(db: sqlite3.Connection) -> None:
@@ -249,16 +262,17 @@ def migrate(db: sqlite3.Connection) -> None:
     db.execute("BEGIN IMMEDIATE")
     try:
         version = _version(db)  # another process may have migrated it meanwhile
-        if version == 0:
-            if _has_table(db, "records"):
-                logger.warning("neatlogs: upgrading the collector's database; this runs once")
-                _rebuild_records(db)
-            else:
-                db.execute(_RECORDS)
-                _run_script(db, _RECORD_INDEXES)
-        if version < VERSION:
+        if version == 0 and _has_table(db, "records"):
+            logger.warning("neatlogs: upgrading the collector's database; this runs once")
+            _rebuild_records(db)
+        elif version == 0:
+            db.execute(_RECORDS)
+            _run_script(db, _RECORD_INDEXES)
+            _new_summaries(db)
+        elif version == _BUILT_RECORDS:
+            logger.warning("neatlogs: rebuilding the collector's summaries and search index")
             _build_summaries(db)
-            db.execute(f"PRAGMA user_version = {VERSION}")
+        db.execute(f"PRAGMA user_version = {VERSION}")
     except BaseException:
         db.execute("ROLLBACK")
         raise
@@ -274,23 +288,28 @@ def _run_script(db: sqlite3.Connection, script: str) -> None:
 
 def _rebuild_records(db: sqlite3.Connection) -> None:
     """The first collector's `records` table rewritten in the current layout (its rowids kept as seq)."""
-    from .store import _INSERT, _no_surrogates, _row  # the same row building as ingest
+    from .store import _INSERT, _index, _no_surrogates, _row  # the same row building as ingest
 
     db.execute("ALTER TABLE records RENAME TO records_v0")
     for index in ("records_trace_started", "records_started"):
         db.execute(f"DROP INDEX IF EXISTS {index}")
     db.execute(_RECORDS)
+    _new_summaries(db)
     cursor = db.execute("SELECT rowid, id, trace_id, record FROM records_v0 ORDER BY rowid")
     while True:
         chunk = cursor.fetchmany(1000)
         if not chunk:
             break
         rows = []
+        parsed = []
         for seq, record_id, trace_id, text in chunk:
             record = _loads_or_empty(text)
             record["id"], record["trace_id"] = record_id, trace_id  # the columns are the truth
-            rows.append(_no_surrogates(_row(record, text, seq)))
+            row = _row(record, text, seq)
+            rows.append((*_no_surrogates(row[:-1]), text))  # the stored text is valid UTF-8 already
+            parsed.append((seq, record))
         db.executemany(_INSERT, rows)
+        _index(db, parsed, clean=True)
     db.execute("DROP TABLE records_v0")
     _run_script(db, _RECORD_INDEXES)
 
@@ -303,31 +322,20 @@ def _loads_or_empty(text: str) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _build_summaries(db: sqlite3.Connection) -> None:
-    """(Re)build the search index and every summary from the `records` table."""
-    from .store import _extras, _no_surrogates
-
+def _new_summaries(db: sqlite3.Connection) -> None:
     for table in _SUMMARY_TABLES:
         db.execute(f"DROP TABLE IF EXISTS {table}")
     _run_script(db, _SUMMARIES)
-    search: list[tuple[int, str]] = []
-    tags: list[tuple[int, str]] = []
 
-    def flush() -> None:
-        db.executemany("INSERT INTO records_fts (rowid, text) VALUES (?, ?)", _no_surrogates(search))
-        db.executemany("INSERT OR IGNORE INTO record_tags (seq, tag) VALUES (?, ?)", _no_surrogates(tags))
-        search.clear()
-        tags.clear()
 
+def _build_summaries(db: sqlite3.Connection) -> None:
+    """(Re)build the search index and every summary from the `records` table, a chunk at a time."""
+    from .store import _index
+
+    _new_summaries(db)
     cursor = db.execute("SELECT seq, record FROM records ORDER BY seq")
     while True:
         chunk = cursor.fetchmany(1000)
         if not chunk:
             break
-        for seq, text in chunk:
-            record = _loads_or_empty(text)
-            words, record_tags = _extras(record)
-            search.append((seq, words))
-            tags.extend((seq, tag) for tag in record_tags)
-        flush()
-    summarise(db, 0)
+        _index(db, [(seq, _loads_or_empty(text)) for seq, text in chunk], clean=True)

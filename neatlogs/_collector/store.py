@@ -31,6 +31,8 @@ MAX_PAGE_BYTES = 8 * 1024 * 1024
 # Up to this many minutes, /v1/stats percentiles are exact (sorted from the records themselves);
 # over longer ranges they come from the hourly histograms.
 EXACT_PERCENTILE_MINUTES = 60
+# Past this many minutes, percentiles come from daily histograms instead of hourly ones.
+LONG_RANGE_MINUTES = 2 * 1440
 TOP_ERRORS = 10
 
 Row = tuple[Any, ...]
@@ -161,12 +163,16 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def _clean_str(value: str) -> str:
+    if value.isascii() or _SURROGATE.search(value) is None:
+        return value
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def _no_surrogates(value: Any) -> Any:
     """`value` with lone surrogates (which UTF-8 cannot hold) replaced by U+FFFD, in every string."""
     if isinstance(value, str):
-        if _SURROGATE.search(value) is None:
-            return value
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return _clean_str(value)
     if isinstance(value, list):
         return [_no_surrogates(item) for item in value]
     if isinstance(value, tuple):
@@ -192,6 +198,26 @@ def _loads(blob: bytes) -> dict[str, Any]:
 def _text_factory(data: bytes) -> str:
     # Text a foreign tool wrote as invalid UTF-8 is read with replacement characters, not an error.
     return data.decode("utf-8", "replace")
+
+
+def _index(db: sqlite3.Connection, pairs: Sequence[tuple[int, Mapping[str, Any]]], clean: bool) -> None:
+    """Add stored records (seq, record; ascending seq) to the search index, tags and summaries."""
+    if not pairs:
+        return
+    search: list[tuple[int, str]] = []
+    tags: list[tuple[int, str]] = []
+    for seq, record in pairs:
+        text, record_tags = _extras(record)
+        search.append((seq, text))
+        for tag in record_tags:
+            tags.append((seq, tag))
+    if clean:
+        search = [(seq, _clean_str(text)) for seq, text in search]
+        tags = [(seq, _clean_str(tag)) for seq, tag in tags]
+    db.executemany("INSERT INTO records_fts (rowid, text) VALUES (?, ?)", search)
+    if tags:
+        db.executemany("INSERT OR IGNORE INTO record_tags (seq, tag) VALUES (?, ?)", tags)
+    _schema.summarise(db, pairs[0][0], pairs[-1][0])
 
 
 # ---------------------------------------------------------------- percentiles
@@ -239,6 +265,9 @@ class RecordStore:
         # the insert rate. The size limit truncates the WAL file again after each checkpoint.
         self._db.execute("PRAGMA wal_autocheckpoint=10000")
         self._db.execute("PRAGMA journal_size_limit=67108864")
+        # Each batch touches pages all over the id, trace and summary indexes: keeping 64 MiB of
+        # them cached (instead of 2) keeps ingest from slowing down as the file grows.
+        self._db.execute("PRAGMA cache_size=-65536")
         migrate(self._db)
         self._reader, self._read_lock = self._open_reader()
 
@@ -304,23 +333,12 @@ class RecordStore:
         inserted: set[int] | None = None
         if stored != len(rows):  # some ids were known: only the rows that went in are indexed
             inserted = {seq for (seq,) in db.execute("SELECT seq FROM records WHERE seq >= ?", (first,))}
-        search: list[tuple[int, str]] = []
-        tags: list[tuple[int, str]] = []
-        for record, row in zip(records, rows, strict=True):
-            seq = row[0]
-            if inserted is not None and seq not in inserted:
-                continue
-            text, record_tags = _extras(record)
-            search.append((seq, text))
-            for tag in record_tags:
-                tags.append((seq, tag))
-        if clean:
-            search = _no_surrogates(search)
-            tags = _no_surrogates(tags)
-        db.executemany("INSERT INTO records_fts (rowid, text) VALUES (?, ?)", search)
-        if tags:
-            db.executemany("INSERT OR IGNORE INTO record_tags (seq, tag) VALUES (?, ?)", tags)
-        _schema.summarise(db, first)
+        pairs = [
+            (row[0], record)
+            for record, row in zip(records, rows, strict=True)
+            if inserted is None or row[0] in inserted
+        ]
+        _index(db, pairs, clean)
         return stored
 
     # ------------------------------------------------------------ reading
@@ -559,8 +577,10 @@ class RecordStore:
         return {
             "since": since_at,
             "until": until_at,
-            "bucket": f"{size}m",
-            "percentiles": "exact" if exact else "hourly histogram",
+            "bucket": _size_name(size),
+            "percentiles": "exact"
+            if exact
+            else ("daily histogram" if end - first > LONG_RANGE_MINUTES else "hourly histogram"),
             "totals": {**totals, **latency.get(None, _NO_LATENCY)},
             "series": series,
             "by_model": by_model,
@@ -664,6 +684,13 @@ def _elapsed_ms(start: str, end: str) -> float | None:
     if began is None or ended is None:
         return None
     return round((ended - began).total_seconds() * 1000.0, 3)
+
+
+def _size_name(minutes: int) -> str:
+    for unit, length in (("d", 1440), ("h", 60)):
+        if minutes % length == 0:
+            return f"{minutes // length}{unit}"
+    return f"{minutes}m"
 
 
 def _add(sums: dict[Any, list[Any]], row: Row) -> None:
@@ -775,12 +802,14 @@ def _exact_latencies(
 
 
 def _histogram_latencies(db: sqlite3.Connection, first: int, end: int) -> dict[str | None, dict[str, Any]]:
-    """Percentiles per model (and None: all models) from the hourly histograms the range touches."""
+    """Percentiles per model (and None: all models) from the histograms of the hours (or, past two
+    days, the days) the range touches."""
     bins: dict[tuple[str | None, int], dict[int, int]] = {}
+    unit, minutes = ("day", 1440) if end - first > LONG_RANGE_MINUTES else ("hour", 60)
     for model, metric, index, count in db.execute(
-        "SELECT model, metric, bin, SUM(n) FROM latency_hour WHERE hour >= ? AND hour < ?"
+        f"SELECT model, metric, bin, SUM(n) FROM latency_{unit} WHERE {unit} >= ? AND {unit} < ?"
         " GROUP BY model, metric, bin",
-        (first // 60, -(-end // 60)),
+        (first // minutes, -(-end // minutes)),
     ):
         for key in ((model, metric), (None, metric)):
             counts = bins.setdefault(key, {})
