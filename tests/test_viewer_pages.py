@@ -140,8 +140,14 @@ def test_static_files_are_served_with_their_types_and_nothing_else(open_collecto
 
 
 def test_an_empty_collector_says_how_to_send_it_records(open_collector: CollectorServer) -> None:
-    html = _get(open_collector, "/").text
-    assert "No traces yet" in html and f"NEATLOGS_ENDPOINT={open_collector.url}" in html
+    page = _get(open_collector, "/").text
+    assert "No traces yet" in page and f"export NEATLOGS_ENDPOINT={open_collector.url}\n" in page
+
+
+def test_an_empty_locked_collector_also_says_to_set_the_key(locked_collector: CollectorServer) -> None:
+    jar = _login(locked_collector, KEY).cookies
+    page = _get(locked_collector, "/", cookies=jar).text
+    assert f"export NEATLOGS_ENDPOINT={locked_collector.url}\nexport NEATLOGS_API_KEY=" in page
 
 
 # ---------------------------------------------------------------- the key form

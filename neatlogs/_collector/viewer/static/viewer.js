@@ -130,7 +130,10 @@ function wireLive() {
   const body = document.getElementById("trace-rows");
   const storageKey = "neatlogs-live";
   let timer = null;
-  box.checked = localStorage.getItem(storageKey) !== "off";
+  // Storage can be refused (privacy settings); the switch then simply starts on.
+  const remembered = () => { try { return localStorage.getItem(storageKey); } catch (e) { return null; } };
+  const remember = (value) => { try { localStorage.setItem(storageKey, value); } catch (e) { /* not kept */ } };
+  box.checked = remembered() !== "off";
   const idsOf = (root) => new Set(Array.from(root.querySelectorAll("tr[data-trace]")).map((tr) => tr.dataset.trace));
   const say = (text) => { if (state) state.textContent = text; };
 
@@ -164,7 +167,7 @@ function wireLive() {
   function start() { if (!timer) { timer = setInterval(poll, 2000); say("watching for new traces"); } }
   function stop() { if (timer) { clearInterval(timer); timer = null; } }
   box.addEventListener("change", () => {
-    localStorage.setItem(storageKey, box.checked ? "on" : "off");
+    remember(box.checked ? "on" : "off");
     if (box.checked) { start(); poll(); } else { stop(); say("paused"); }
   });
   if (box.checked) start(); else say("paused");
