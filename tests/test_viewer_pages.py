@@ -90,6 +90,20 @@ def test_the_call_page_shows_the_tool_call_its_arguments_and_its_result(
     assert "$0.000321" in html
 
 
+def test_a_call_page_links_the_calls_before_and_after_it_in_its_trace(
+    open_collector: CollectorServer,
+) -> None:
+    now = datetime.now(timezone.utc)
+    calls = [record("trace-nav", started=now - timedelta(seconds=3 - n)) for n in range(3)]
+    post(open_collector.url, calls)
+    middle = _get(open_collector, f"/records/{calls[1]['id']}").text
+    assert f'href="/records/{calls[0]["id"]}" rel="prev"' in middle
+    assert f'href="/records/{calls[2]["id"]}" rel="next"' in middle
+    assert "2 of 3" in middle
+    first = _get(open_collector, f"/records/{calls[0]['id']}").text
+    assert 'rel="prev"' not in first and "1 of 3" in first
+
+
 def test_an_error_call_shows_its_type_status_and_message(open_collector: CollectorServer) -> None:
     call = error_record()
     post(open_collector.url, [call])

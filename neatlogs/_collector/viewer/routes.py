@@ -234,6 +234,7 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
         record = await run_in_threadpool(store.get_record, record_id)
         if record is None:
             return await render("not_found.html", request, status=404, what="call", ident=record_id)
+        neighbours = await run_in_threadpool(_neighbours, store, record)
         raw = json.dumps(record, indent=2, ensure_ascii=False)
         try:
             return await render(
@@ -245,6 +246,7 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
                 parameters=_parameters(record),
                 extra_usage=_extra_usage(record),
                 raw=raw,
+                nav=neighbours,
             )
         except Exception:  # a record shape nobody foresaw: still show it, as JSON
             logger.exception("neatlogs viewer: could not draw record %s; showing its JSON", record_id)
@@ -372,6 +374,23 @@ def _local(target: str | None) -> str:
 
 def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
+
+
+def _neighbours(store: RecordStore, record: dict[str, Any]) -> dict[str, Any]:
+    """The calls before and after this one in its trace, and its place there (timeline fields only)."""
+    trace_id = record.get("trace_id")
+    if not isinstance(trace_id, str):
+        return {}
+    ids = [call["id"] for call in store.trace_calls(trace_id, limit=TRACE_CALLS)]
+    if record.get("id") not in ids:
+        return {}
+    at = ids.index(record["id"])
+    return {
+        "position": at + 1,
+        "count": len(ids),
+        "previous": ids[at - 1] if at > 0 else None,
+        "next": ids[at + 1] if at + 1 < len(ids) else None,
+    }
 
 
 def _call_record(call: dict[str, Any]) -> dict[str, Any]:
