@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from neatlogs._collector import CollectorServer, RecordStore
+from neatlogs._collector import store as store_module
 from neatlogs._collector.queries import Filters
 
 from .test_collector import AUTH, KEY, make_record, post
@@ -100,7 +101,15 @@ def test_since_and_until_accept_other_iso_forms(server: CollectorServer, trace: 
     assert ids(get(server, "/v1/records", trace_id=trace, since="2026-03-05T10:00:00.000001Z")) == []
 
 
-def test_traces_are_filtered_by_what_their_records_hold(server: CollectorServer) -> None:
+@pytest.fixture(params=["from the rare value", "walking every trace"])
+def trace_plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    # Both ways the store finds filtered traces (it picks by how many traces hold the value).
+    if request.param == "walking every trace":
+        monkeypatch.setattr(store_module, "_RARE_TRACES", 0)
+    return str(request.param)
+
+
+def test_traces_are_filtered_by_what_their_records_hold(server: CollectorServer, trace_plan: str) -> None:
     tag = word()
     failing, fine, other_model = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
     post(

@@ -82,6 +82,7 @@ CREATE TABLE trace_values (
     value    TEXT NOT NULL,
     PRIMARY KEY (trace_id, kind, value)
 ) WITHOUT ROWID;
+CREATE INDEX trace_values_value ON trace_values (kind, value);
 CREATE TABLE facets (
     kind  TEXT NOT NULL,
     value TEXT NOT NULL,
