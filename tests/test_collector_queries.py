@@ -434,6 +434,11 @@ def test_stats_over_a_long_range_estimate_percentiles_within_five_percent(
     assert a["model"] == "a"
     for key, exact in [("p50_ms", 200.0), ("p95_ms", 400.0), ("ttft_p50_ms", 10.0), ("ttft_p95_ms", 30.0)]:
         assert a[key] == pytest.approx(exact, rel=0.05)
+    assert [(e["type"], e["message"], e["count"], e["last_at"]) for e in stats["top_errors"]] == [
+        ("RateLimitError", "slow down", 2, at(26)),
+        ("ValueError", "x", 1, at(28)),  # the latest first among equal counts
+        ("APIError", "boom", 1, at(27)),
+    ]
 
 
 def test_stats_default_to_the_last_24_hours(fresh_server: CollectorServer) -> None:

@@ -573,12 +573,25 @@ class RecordStore:
                     (low, high),
                 ):
                     _add(models, row)
-            error_rows = db.execute(
-                "SELECT error_type, error_message, COUNT(*) AS n, MAX(started_at) FROM records"
-                " WHERE status = 'error' AND started_at >= ? AND started_at < ?"
-                " GROUP BY error_type, error_message ORDER BY n DESC, MAX(started_at) DESC LIMIT ?",
-                (since_at, until_at, TOP_ERRORS),
-            ).fetchall()
+            error_counts: dict[tuple[str, str], list[Any]] = {}
+            for unit, low, high in parts:
+                if unit == "hour":
+                    sql = (
+                        "SELECT error_type, message, SUM(n), MAX(last_at) FROM errors_hour"
+                        " WHERE hour >= ? AND hour < ? GROUP BY error_type, message"
+                    )
+                    bounds: tuple[Any, ...] = (low, high)
+                else:
+                    sql = (
+                        "SELECT COALESCE(error_type, '') AS et, COALESCE(error_message, '') AS em,"
+                        " COUNT(*), MAX(started_at) FROM records"
+                        " WHERE status = 'error' AND started_at >= ? AND started_at < ? GROUP BY et, em"
+                    )
+                    bounds = (minute_time(low), minute_time(high))
+                for kind, message, count, last_at in db.execute(sql, bounds):
+                    seen = error_counts.setdefault((kind, message), [0, last_at])
+                    seen[0] += count
+                    seen[1] = max(seen[1], last_at)
             exact = end - first <= EXACT_PERCENTILE_MINUTES
             latency = (
                 _exact_latencies(db, since_at, until_at) if exact else _histogram_latencies(db, first, end)
@@ -625,8 +638,10 @@ class RecordStore:
             "series": series,
             "by_model": by_model,
             "top_errors": [
-                {"type": kind, "message": message, "count": count, "last_at": last_at}
-                for kind, message, count, last_at in error_rows
+                {"type": kind or None, "message": message or None, "count": count, "last_at": last_at}
+                for (kind, message), (count, last_at) in sorted(
+                    error_counts.items(), key=lambda item: (-item[1][0], _descending(item[1][1]))
+                )[:TOP_ERRORS]
             ],
         }
 
@@ -726,6 +741,10 @@ def _elapsed_ms(start: str, end: str) -> float | None:
     if began is None or ended is None:
         return None
     return round((ended - began).total_seconds() * 1000.0, 3)
+
+
+def _descending(text: str) -> tuple[int, ...]:
+    return tuple(-ord(char) for char in text)
 
 
 def _size_name(minutes: int) -> str:
