@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from neatlogs._collector import CollectorServer, RecordStore
+from neatlogs._collector import store as store_module
 from neatlogs._collector.queries import Filters
 
 from .test_collector import AUTH, KEY, make_record, post
@@ -100,7 +101,15 @@ def test_since_and_until_accept_other_iso_forms(server: CollectorServer, trace: 
     assert ids(get(server, "/v1/records", trace_id=trace, since="2026-03-05T10:00:00.000001Z")) == []
 
 
-def test_traces_are_filtered_by_what_their_records_hold(server: CollectorServer) -> None:
+@pytest.fixture(params=["from the rare value", "walking every trace"])
+def trace_plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    # Both ways the store finds filtered traces (it picks by how many traces hold the value).
+    if request.param == "walking every trace":
+        monkeypatch.setattr(store_module, "_RARE_TRACES", 0)
+    return str(request.param)
+
+
+def test_traces_are_filtered_by_what_their_records_hold(server: CollectorServer, trace_plan: str) -> None:
     tag = word()
     failing, fine, other_model = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
     post(
@@ -425,6 +434,11 @@ def test_stats_over_a_long_range_estimate_percentiles_within_five_percent(
     assert a["model"] == "a"
     for key, exact in [("p50_ms", 200.0), ("p95_ms", 400.0), ("ttft_p50_ms", 10.0), ("ttft_p95_ms", 30.0)]:
         assert a[key] == pytest.approx(exact, rel=0.05)
+    assert [(e["type"], e["message"], e["count"], e["last_at"]) for e in stats["top_errors"]] == [
+        ("RateLimitError", "slow down", 2, at(26)),
+        ("ValueError", "x", 1, at(28)),  # the latest first among equal counts
+        ("APIError", "boom", 1, at(27)),
+    ]
 
 
 def test_stats_default_to_the_last_24_hours(fresh_server: CollectorServer) -> None:

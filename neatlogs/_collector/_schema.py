@@ -82,6 +82,7 @@ CREATE TABLE trace_values (
     value    TEXT NOT NULL,
     PRIMARY KEY (trace_id, kind, value)
 ) WITHOUT ROWID;
+CREATE INDEX trace_values_value ON trace_values (kind, value);
 CREATE TABLE facets (
     kind  TEXT NOT NULL,
     value TEXT NOT NULL,
@@ -104,6 +105,14 @@ CREATE TABLE stats_hour (
     tokens   INTEGER NOT NULL,
     cost_usd REAL,
     PRIMARY KEY (hour, model)
+) WITHOUT ROWID;
+CREATE TABLE errors_hour (
+    hour       INTEGER NOT NULL,
+    error_type TEXT NOT NULL,
+    message    TEXT NOT NULL,
+    n          INTEGER NOT NULL,
+    last_at    TEXT NOT NULL,
+    PRIMARY KEY (hour, error_type, message)
 ) WITHOUT ROWID;
 CREATE TABLE latency_hour (
     hour   INTEGER NOT NULL,
@@ -130,6 +139,7 @@ _SUMMARY_TABLES = (
     "facets",
     "stats_minute",
     "stats_hour",
+    "errors_hour",
     "latency_hour",
     "latency_day",
 )
@@ -206,6 +216,15 @@ _SUMMARISE = (
     """
         for unit, divisor in (("minute", ""), ("hour", " / 60"))
     ),
+    f"""
+    INSERT INTO errors_hour (hour, error_type, message, n, last_at)
+    SELECT {_MINUTE} / 60 AS h, COALESCE(error_type, '') AS et, COALESCE(error_message, '') AS em,
+           COUNT(*), MAX(started_at)
+    FROM records WHERE seq BETWEEN ?1 AND ?2 AND status = 'error' AND h IS NOT NULL GROUP BY h, et, em
+    ON CONFLICT (hour, error_type, message) DO UPDATE SET
+        n = n + excluded.n,
+        last_at = MAX(last_at, excluded.last_at)
+    """,
     *(
         f"""
     INSERT INTO latency_{unit} ({unit}, model, metric, bin, n)

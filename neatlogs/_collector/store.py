@@ -359,7 +359,7 @@ class RecordStore:
         if position is not None:
             where.append("(r.started_at, r.seq) < (?, ?)")
             params.extend(position)
-        sql = "SELECT r.started_at, r.seq, CAST(r.record AS BLOB) FROM records AS r"
+        sql = "SELECT r.started_at, r.seq FROM records AS r"
         if (
             filters.status == "error"
             and filters.trace_id is None
@@ -376,9 +376,21 @@ class RecordStore:
         size = 0
         last: tuple[str, int] | None = None
         more = False
+        # The page's positions first, then its records one at a time: a sort (as for `q`) never
+        # carries records' text, and the byte bound applies as they are read.
         with self._read_lock:
-            for started, seq, blob in self._reader.execute(sql, params):
-                if len(found) == limit or (found and size + len(blob) > max_bytes):
+            positions = self._reader.execute(sql, params).fetchall()
+            for started, seq in positions:
+                if len(found) == limit:
+                    more = True
+                    break
+                row = self._reader.execute(
+                    "SELECT CAST(record AS BLOB) FROM records WHERE seq = ?", (seq,)
+                ).fetchone()
+                if row is None:  # deleted by hand meanwhile
+                    continue
+                blob = row[0]
+                if found and size + len(blob) > max_bytes:
                     more = True
                     break
                 found.append(_clean_json(blob))
@@ -444,11 +456,21 @@ class RecordStore:
         short, success if all succeeded. `since`/`until` keep traces active in that range.
         """
         position = decode_cursor(cursor, (str, str))
-        where, params = _trace_conditions(filters)
+        driver = self._rare_value(filters)
+        where, params = _trace_conditions(filters, skip=driver)
         if position is not None:
             where.append("(t.last_at, t.trace_id) < (?, ?)")
             params.extend(position)
         sql = _TRACES
+        if driver is not None:
+            # Few traces have this value: start from them (and sort them) rather than walk every
+            # trace, newest first, looking for them. CROSS JOIN makes SQLite keep that order.
+            sql = sql.replace(
+                "FROM traces AS t",
+                "FROM trace_values AS d CROSS JOIN traces AS t ON t.trace_id = d.trace_id",
+            )
+            where[:0] = ["d.kind = ?", "d.value = ?"]
+            params[:0] = list(driver)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY t.last_at DESC, t.trace_id DESC LIMIT ?"
@@ -476,6 +498,24 @@ class RecordStore:
         last = traces[-1] if traces else None
         next_cursor = encode_cursor(last["last_at"], last["trace_id"]) if more and last else None
         return Page(traces, next_cursor)
+
+    def _rare_value(self, filters: Filters) -> tuple[str, str] | None:
+        """The filter's (kind, value) held by the fewest traces, if they are few (see query_traces)."""
+        if filters.trace_id is not None:
+            return None
+        counts = []
+        for kind in ("model", "provider", "tag", "kind"):
+            value = getattr(filters, kind)
+            if value is not None:
+                ((count,),) = self._read(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM trace_values WHERE kind = ? AND value = ? LIMIT ?)",
+                    (kind, value, _RARE_TRACES + 1),
+                )
+                counts.append((count, kind, value))
+        if not counts:
+            return None
+        count, kind, value = min(counts)
+        return (kind, value) if count <= _RARE_TRACES else None
 
     def facets(self) -> dict[str, list[str]]:
         """The models, providers and tags seen so far (for filter choices)."""
@@ -533,12 +573,25 @@ class RecordStore:
                     (low, high),
                 ):
                     _add(models, row)
-            error_rows = db.execute(
-                "SELECT error_type, error_message, COUNT(*) AS n, MAX(started_at) FROM records"
-                " WHERE status = 'error' AND started_at >= ? AND started_at < ?"
-                " GROUP BY error_type, error_message ORDER BY n DESC, MAX(started_at) DESC LIMIT ?",
-                (since_at, until_at, TOP_ERRORS),
-            ).fetchall()
+            error_counts: dict[tuple[str, str], list[Any]] = {}
+            for unit, low, high in parts:
+                if unit == "hour":
+                    sql = (
+                        "SELECT error_type, message, SUM(n), MAX(last_at) FROM errors_hour"
+                        " WHERE hour >= ? AND hour < ? GROUP BY error_type, message"
+                    )
+                    bounds: tuple[Any, ...] = (low, high)
+                else:
+                    sql = (
+                        "SELECT COALESCE(error_type, '') AS et, COALESCE(error_message, '') AS em,"
+                        " COUNT(*), MAX(started_at) FROM records"
+                        " WHERE status = 'error' AND started_at >= ? AND started_at < ? GROUP BY et, em"
+                    )
+                    bounds = (minute_time(low), minute_time(high))
+                for kind, message, count, last_at in db.execute(sql, bounds):
+                    seen = error_counts.setdefault((kind, message), [0, last_at])
+                    seen[0] += count
+                    seen[1] = max(seen[1], last_at)
             exact = end - first <= EXACT_PERCENTILE_MINUTES
             latency = (
                 _exact_latencies(db, since_at, until_at) if exact else _histogram_latencies(db, first, end)
@@ -585,8 +638,10 @@ class RecordStore:
             "series": series,
             "by_model": by_model,
             "top_errors": [
-                {"type": kind, "message": message, "count": count, "last_at": last_at}
-                for kind, message, count, last_at in error_rows
+                {"type": kind or None, "message": message or None, "count": count, "last_at": last_at}
+                for (kind, message), (count, last_at) in sorted(
+                    error_counts.items(), key=lambda item: (-item[1][0], _descending(item[1][1]))
+                )[:TOP_ERRORS]
             ],
         }
 
@@ -666,6 +721,8 @@ SELECT t.trace_id, t.calls, t.errors, t.prompt_tokens, t.completion_tokens, t.to
 FROM traces AS t
 """
 
+# A traces filter matching at most this many traces is where the traces list starts from.
+_RARE_TRACES = 5000
 _FTS_MATCH = "SELECT rowid FROM records_fts WHERE records_fts MATCH ?"
 _NO_LATENCY = {"p50_ms": None, "p95_ms": None, "ttft_p50_ms": None, "ttft_p95_ms": None}
 
@@ -684,6 +741,10 @@ def _elapsed_ms(start: str, end: str) -> float | None:
     if began is None or ended is None:
         return None
     return round((ended - began).total_seconds() * 1000.0, 3)
+
+
+def _descending(text: str) -> tuple[int, ...]:
+    return tuple(-ord(char) for char in text)
 
 
 def _size_name(minutes: int) -> str:
@@ -741,7 +802,7 @@ _TRACE_STATUS = {
 }
 
 
-def _trace_conditions(filters: Filters) -> tuple[list[str], list[Any]]:
+def _trace_conditions(filters: Filters, skip: tuple[str, str] | None = None) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     if filters.trace_id is not None:
@@ -751,7 +812,7 @@ def _trace_conditions(filters: Filters) -> tuple[list[str], list[Any]]:
         where.append(_TRACE_STATUS[filters.status])
     for kind in ("model", "provider", "tag", "kind"):
         value = getattr(filters, kind)
-        if value is not None:
+        if value is not None and (kind, value) != skip:
             where.append(
                 "EXISTS (SELECT 1 FROM trace_values AS v"
                 " WHERE v.trace_id = t.trace_id AND v.kind = ? AND v.value = ?)"
