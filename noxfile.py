@@ -144,3 +144,14 @@ def pins(session: nox.Session) -> None:
                 f"--custom-compile-command={PINS_COMMAND}", *options,
             ],
         )  # fmt: skip
+
+
+@nox.session(python=None)
+def browser(session: nox.Session) -> None:
+    """The viewer in headless Chromium (tests/browser): Debian's chromium, driven by Playwright."""
+    if not shutil.which("chromium"):
+        # Playwright's own browser download cannot work here; Debian's package can. CI runs as root.
+        session.run("apt-get", "update", external=True)
+        session.run("apt-get", "install", "-y", "--no-install-recommends", "chromium", external=True)
+    install(session, "-e", ".[dev]", OPENAI_VERSIONS["3"], "playwright==1.65.2", openai="3")
+    session.run("pytest", "tests/browser", *session.posargs, env={"NEATLOGS_BROWSER_TESTS": "1"})

@@ -23,7 +23,7 @@ or, on a trusted machine, turn authentication off explicitly:
     neatlogs serve --no-auth"""
 
 _NO_SERVER_DEPS = """\
-neatlogs serve needs the collector's dependencies (starlette, uvicorn), which are not installed:
+neatlogs serve needs the collector's dependencies (starlette, uvicorn, jinja2), which are not installed:
     pip install 'neatlogs[server]'"""
 
 
@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--db", default=None, help="SQLite file for the demo's collector (default: a temp file)"
     )
+    demo.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="exit when the calls are done instead of serving the viewer until Ctrl-C"
+        " (the default when not run in a terminal)",
+    )
     return parser
 
 
@@ -77,6 +83,7 @@ def _announce(url: str, db: str, auth: bool) -> None:
         print("    export NEATLOGS_API_KEY=<one of the keys given with --api-key or $" + KEYS_ENV + ">")
     else:
         print("Authentication is off (--no-auth): anyone who can reach this port can read and write records.")
+    print(f"The viewer: open {url} in a browser" + (" (it asks for one of the keys once)." if auth else "."))
     print("Press Ctrl-C to stop.", flush=True)
 
 

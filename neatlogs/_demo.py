@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import os
 import secrets
+import sys
 import tempfile
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -97,6 +99,22 @@ def _table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _should_serve(args: argparse.Namespace) -> bool:
+    # Someone at a terminal wants to look at the records; a script or CI wants the exit code.
+    if getattr(args, "no_serve", False):
+        return False
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _serve_until_interrupted() -> None:
+    print("the viewer keeps running until Ctrl-C", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print()
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns the process exit code."""
     try:
@@ -137,5 +155,12 @@ def run_demo(args: argparse.Namespace) -> int:
         tracker.stop_instrumenting()
         neatlogs.shutdown(timeout=5)
         client.close()
+        print(f"\nsee them in the viewer: {collector.url}/traces/{tracker.trace_id}")
+        print(f"    (it asks once for this demo collector's key: {key})")
+        if _should_serve(args):
+            _serve_until_interrupted()
+        else:
+            print("    the demo's collector stops now; to browse these records later:")
+            print(f"    neatlogs serve --no-auth --db {db_path}")
     print("\nnext: `neatlogs serve --no-auth` and set NEATLOGS_ENDPOINT=http://127.0.0.1:7077 in your app")
     return 0 if delivered and len(records) == len(tracker.get_conversation_history()) else 1

@@ -359,7 +359,7 @@ def test_traces_aggregate_calls_errors_tokens_cost_and_time_span(fresh_server: C
 
     assert answer.status_code == 200
     first, second = answer.json()["traces"]
-    assert first == {
+    old_keys = {
         "trace_id": busy,
         "calls": 3,
         "errors": 1,
@@ -370,6 +370,11 @@ def test_traces_aggregate_calls_errors_tokens_cost_and_time_span(fresh_server: C
         "first_at": "2026-01-01T10:00:00.000000Z",
         "last_at": "2026-01-01T10:05:00.000000Z",
     }
+    assert {key: first[key] for key in old_keys} == old_keys  # the first collector's answer, unchanged
+    assert first["models"] == ["gpt-4o-mini"]
+    assert first["tags"] == ["test"]
+    assert first["spans"] == 0
+    assert first["duration_ms"] == 300_000.0  # first start to last end (here: last start)
     assert second["trace_id"] == quiet
     assert second["calls"] == 1
     assert second["errors"] == 0

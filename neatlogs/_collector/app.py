@@ -16,7 +16,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .queries import BadRequest, Filters, filters_from, stats_range
 from .store import RecordStore
+from .viewer.auth import session_ok
+from .viewer.routes import viewer_routes
 
 try:  # the `speedups` extra
     import orjson as _orjson
@@ -59,15 +62,6 @@ _REQUIRED = frozenset(REQUIRED_KEYS)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-class BadRequest(Exception):
-    """A request the collector refuses; carries the HTTP status and a message for the client."""
-
-    def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
-
-
 def _error(status_code: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status_code, headers=headers)
 
@@ -80,8 +74,8 @@ def _too_large(limit: int) -> BadRequest:
 
 
 def _auth_failure(request: Request, api_keys: set[str] | None) -> JSONResponse | None:
-    if api_keys is None:
-        return None
+    if api_keys is None or (request.method == "GET" and session_ok(request, api_keys)):
+        return None  # reading is also open to the viewer's pages, with their login cookie
     challenge = {"WWW-Authenticate": "Bearer"}
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     key = key.strip()
@@ -343,9 +337,27 @@ def _limit(request: Request) -> int:
     return value
 
 
-def _optional(request: Request, name: str) -> str | None:
-    value = request.query_params.get(name)
-    return value if value else None
+def _params(request: Request) -> dict[str, str]:
+    # A repeated parameter: the last one wins, as Starlette's own mapping has it.
+    return dict(request.query_params)
+
+
+def _encoded(value: Any) -> bytes:
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate read from an old row: replaced, not a 500
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
+
+
+def _json(value: Any, status_code: int = 200) -> Response:
+    return Response(_encoded(value), status_code=status_code, media_type="application/json")
+
+
+def _records_answer(texts: list[bytes], next_cursor: str | None) -> Response:
+    # The stored JSON texts go out as they are: no decoding and re-encoding of every record.
+    body = b'{"records":[' + b",".join(texts) + b'],"next_cursor":' + _encoded(next_cursor) + b"}"
+    return Response(body, media_type="application/json")
 
 
 # ---------------------------------------------------------------- the app
@@ -371,17 +383,44 @@ def create_app(
         return JSONResponse(await run_in_threadpool(accept, encoding, body))
 
     async def list_records(request: Request) -> Response:
-        found = await run_in_threadpool(
-            store.records,
-            trace_id=_optional(request, "trace_id"),
-            status=_optional(request, "status"),
-            limit=_limit(request),
-        )
-        return JSONResponse({"records": found})
+        params = _params(request)
+        filters, limit = filters_from(params), _limit(request)
+        texts, next_cursor = await run_in_threadpool(store.record_texts, filters, limit, params.get("cursor"))
+        return _records_answer(texts, next_cursor)
+
+    async def get_record(request: Request) -> Response:
+        record_id = request.path_params["record_id"]
+        text = await run_in_threadpool(store.record_text, record_id)
+        if text is None:
+            return _error(404, f"no record with id {record_id!r}")
+        return Response(text, media_type="application/json")
 
     async def list_traces(request: Request) -> Response:
-        found = await run_in_threadpool(store.traces, limit=_limit(request))
-        return JSONResponse({"traces": found})
+        params = _params(request)
+        filters, limit = filters_from(params), _limit(request)
+        page = await run_in_threadpool(store.query_traces, filters, limit, params.get("cursor"))
+        return _json({"traces": page.items, "next_cursor": page.next_cursor})
+
+    async def get_trace(request: Request) -> Response:
+        trace_id = request.path_params["trace_id"]
+
+        def read() -> dict[str, Any] | None:
+            page = store.query_traces(Filters(trace_id=trace_id), limit=1)
+            if not page.items:
+                return None
+            return {"trace": page.items[0], "calls": store.trace_calls(trace_id)}
+
+        found = await run_in_threadpool(read)
+        if found is None:
+            return _error(404, f"no trace with id {trace_id!r}")
+        return _json(found)
+
+    async def stats(request: Request) -> Response:
+        span = stats_range(_params(request))
+        return _json(await run_in_threadpool(store.stats_over, span))
+
+    async def facets(request: Request) -> Response:
+        return _json(await run_in_threadpool(store.facets))
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -389,10 +428,15 @@ def create_app(
     routes = [
         Route("/v1/records", _authenticated(ingest, keys), methods=["POST"]),
         Route("/v1/records", _authenticated(list_records, keys), methods=["GET"]),
+        Route("/v1/records/{record_id}", _authenticated(get_record, keys), methods=["GET"]),
         Route("/v1/traces", _authenticated(list_traces, keys), methods=["GET"]),
+        Route("/v1/traces/{trace_id}", _authenticated(get_trace, keys), methods=["GET"]),
+        Route("/v1/stats", _authenticated(stats, keys), methods=["GET"]),
+        Route("/v1/facets", _authenticated(facets, keys), methods=["GET"]),
         # Open on purpose: load balancers and `curl` probes carry no key, and it reveals nothing.
         Route("/healthz", healthz, methods=["GET"]),
     ]
+    routes += viewer_routes(store, keys)  # last: it ends with the pages' catch-all "not found"
     return Starlette(
         routes=routes,
         exception_handlers={BadRequest: _bad_request, HTTPException: _http_exception},

@@ -1,0 +1,1 @@
+"""The viewer: HTML pages over the collector's store (docs/viewer.md)."""
