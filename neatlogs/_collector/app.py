@@ -428,18 +428,25 @@ def _check_depth(records: list[dict[str, Any]], texts: list[str] | None) -> None
             raise _too_deep(f"records[{index}]")
 
 
-# A JSON escape of a UTF-16 surrogate: paired ones are characters beyond U+FFFF, lone ones are
-# what cannot be stored as UTF-8.
-_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
-_ESCAPED_SURROGATE_TEXT = re.compile(r"\\u[dD][89a-fA-F]")
+# JSON escapes of UTF-16 surrogates: a high one with the low one after it if any (group 1), or a
+# low one. A match without group 1 is a lone surrogate. (Paired escapes are characters beyond
+# U+FFFF, as the stdlib's encoder writes emoji.) An escaped backslash before "u" may match too:
+# harmless, the record is then found to hold nothing to replace.
+_SURROGATE_ESCAPE = (
+    r"\\u[dD](?:[89abAB][0-9a-fA-F]{2}(\\u[dD][c-fC-F][0-9a-fA-F]{2})?|[c-fC-F][0-9a-fA-F]{2})"
+)
+_SURROGATE_ESCAPE_TEXT = re.compile(_SURROGATE_ESCAPE)
+_SURROGATE_ESCAPE_BYTES = re.compile(_SURROGATE_ESCAPE.encode())
 
 
 def _replace_lone_surrogates(body: bytes, records: list[dict[str, Any]], texts: list[str] | None) -> None:
     """Replace lone surrogates by U+FFFD in the records and their kept texts, in place."""
-    if _ESCAPED_SURROGATE.search(body) is None:
+    if all(match.group(1) for match in _SURROGATE_ESCAPE_BYTES.finditer(body)):
         return
     for index, record in enumerate(records):
-        if texts is not None and _ESCAPED_SURROGATE_TEXT.search(texts[index]) is None:
+        if texts is not None and all(
+            match.group(1) for match in _SURROGATE_ESCAPE_TEXT.finditer(texts[index])
+        ):
             continue
         clean = _without_surrogates(record)
         if clean is not record:
@@ -454,14 +461,16 @@ def read_batch(body: bytes) -> tuple[list[dict[str, Any]], list[str] | None]:
     Lone surrogates in strings are replaced by U+FFFD. Raises BadRequest naming the first problem
     (bad JSON, wrong shape, a bad or too deeply nested record, too many records).
     """
+    texts: list[str] | None
     try:
         split = _split_orjson(body)  # checked already, when it reads the body
-        if split is None:
-            split = _split(body)
-            if split is not None:
-                _check(split[0])
         if split is not None:
             records, texts = split
+            _check_depth(records, texts)
+            return records, texts  # orjson refuses lone surrogates: there are none
+        split = _split(body)
+        if split is not None:
+            records, texts = _check(split[0]), split[1]
         else:
             records, texts = _records_of(_parse(body)), None
     except RecursionError:
