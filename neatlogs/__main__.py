@@ -154,10 +154,13 @@ def _auth_problem(
             return "--allow-unauthenticated-network only applies with --no-auth; drop it"
         return None if keys else _NO_KEYS.removeprefix("neatlogs serve: ")
     if keys:
-        given = "--api-key" if args.api_key else f"${KEYS_ENV}"
+        if args.api_key:
+            given, remove = "--api-key", "drop --api-key"
+        else:
+            given, remove = f"${KEYS_ENV}", f"unset {KEYS_ENV}"
         return (
             f"--no-auth contradicts the API keys given ({given}): either require a key (drop --no-auth) "
-            f"or turn authentication off (remove the keys from {given})"
+            f"or turn authentication off ({remove})"
         )
     return None if args.allow_unauthenticated_network else network_problem(args.host)
 
