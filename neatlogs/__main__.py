@@ -8,7 +8,7 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -54,7 +54,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help=f"a key clients must send; repeatable; also read from ${KEYS_ENV} (comma-separated)",
     )
-    serve.add_argument("--no-auth", action="store_true", help="accept requests without a key")
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="accept requests without a key (only from this machine unless --allow-unauthenticated-network)",
+    )
+    serve.add_argument(
+        "--allow-unauthenticated-network",
+        action="store_true",
+        help="with --no-auth: allow listening on a non-loopback address (anyone who can reach it can read)",
+    )
 
     demo = commands.add_parser("demo", help="run a few traced calls against a local collector and show them")
     demo.add_argument("--calls", type=int, default=6, help="how many calls to make (default: %(default)s)")
@@ -75,27 +84,45 @@ def _keys(cli_keys: Sequence[str]) -> set[str]:
     return {key.strip() for key in [*cli_keys, *from_env] if key.strip()}
 
 
-def _announce(url: str, db: str, auth: bool) -> None:
-    print(f"neatlogs collector listening on {url}, storing records in {db}")
-    print("In the application to trace:")
+def _announce(url: str, address: str, db: str, auth: bool) -> None:
+    from ._collector.guard import is_loopback_name
+
+    host = address.rpartition(":")[0]
+    local = is_loopback_name(host)
+    if local:
+        reach = "this machine only"
+    elif host.strip("[]") in ("0.0.0.0", "::"):
+        reach = "every network interface"
+    else:
+        reach = "reachable from the network"
+    print(f"neatlogs collector listening on {address} ({reach}), storing records in {db}")
+    elsewhere = "" if local else " (on this machine; elsewhere use its address)"
+    print(f"In the application to trace{elsewhere}:")
     print(f"    export NEATLOGS_ENDPOINT={url}")
     if auth:
         print("    export NEATLOGS_API_KEY=<one of the keys given with --api-key or $" + KEYS_ENV + ">")
+    elif local:
+        print("Authentication is off (--no-auth): any program on this machine can read and write records.")
     else:
-        print("Authentication is off (--no-auth): anyone who can reach this port can read and write records.")
+        print(
+            "WARNING: authentication is off (--no-auth --allow-unauthenticated-network): anyone who can "
+            f"reach {address} can read and write records."
+        )
     print(f"The viewer: open {url} in a browser" + (" (it asks for one of the keys once)." if auth else "."))
     print("Press Ctrl-C to stop.", flush=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        from ._collector.server import serve
+        from ._collector.server import serve, unauthenticated_network_problem
+        from ._collector.store import StorageError
     except ImportError:
         print(_NO_SERVER_DEPS, file=sys.stderr)
         return 2
     keys = _keys(args.api_key)
-    if not keys and not args.no_auth:
-        print(_NO_KEYS, file=sys.stderr)
+    problem = _auth_problem(args, keys, unauthenticated_network_problem)
+    if problem is not None:
+        print(f"neatlogs serve: {problem}", file=sys.stderr)
         return 2
     api_keys = None if args.no_auth else keys
     db = str(Path(args.db).resolve())
@@ -104,7 +131,17 @@ def _serve(args: argparse.Namespace) -> int:
     # into an exception lets the store close and the command exit 0 instead of dying by signal.
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        serve(args.host, args.port, db, api_keys, on_listening=announce)
+        serve(
+            args.host,
+            args.port,
+            db,
+            api_keys,
+            on_listening=announce,
+            allow_unauthenticated_network=args.allow_unauthenticated_network,
+        )
+    except StorageError as exc:
+        print(f"neatlogs serve: {exc}. Check the file's permissions and free disk space.", file=sys.stderr)
+        return 1
     except (OSError, sqlite3.Error) as exc:
         print(f"neatlogs serve: could not start on {args.host}:{args.port} with {db}: {exc}", file=sys.stderr)
         return 1
@@ -113,6 +150,26 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _auth_problem(
+    args: argparse.Namespace, keys: set[str], network_problem: Callable[[str], str | None]
+) -> str | None:
+    """Why the authentication flags cannot be used together (a message), or None."""
+    if not args.no_auth:
+        if args.allow_unauthenticated_network:
+            return "--allow-unauthenticated-network only applies with --no-auth; drop it"
+        return None if keys else _NO_KEYS.removeprefix("neatlogs serve: ")
+    if keys:
+        if args.api_key:
+            given, remove = "--api-key", "drop --api-key"
+        else:
+            given, remove = f"${KEYS_ENV}", f"unset {KEYS_ENV}"
+        return (
+            f"--no-auth contradicts the API keys given ({given}): either require a key (drop --no-auth) "
+            f"or turn authentication off ({remove})"
+        )
+    return None if args.allow_unauthenticated_network else network_problem(args.host)
 
 
 class _Terminated(Exception):

@@ -20,6 +20,7 @@ from neatlogs._collector import CollectorServer, RecordStore
 
 KEY = "test-key-" + uuid.uuid4().hex
 AUTH = {"Authorization": f"Bearer {KEY}"}
+JSON_AUTH = {**AUTH, "Content-Type": "application/json"}  # what ingest requires
 SMALL_LIMIT = 64 * 1024
 REPO = Path(__file__).resolve().parent.parent
 
@@ -90,7 +91,7 @@ def test_gzip_batch_is_stored_and_queried_back_by_trace_id(server: CollectorServ
     records = [make_record(trace, started_at=f"2026-01-01T00:00:0{i}.000000Z") for i in range(3)]
     other = make_record(uuid.uuid4().hex)
     body = gzip.compress(json.dumps({"records": [*records, other], "sdk": {"name": "neatlogs"}}).encode())
-    headers = {**AUTH, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    headers = {**JSON_AUTH, "Content-Encoding": "gzip"}
 
     answer = requests.post(f"{server.url}/v1/records", data=body, headers=headers, timeout=10)
 
@@ -128,7 +129,7 @@ def test_a_pretty_printed_body_with_other_keys_first_is_stored_intact(
     record = make_record(trace, prompt=[{"role": "user", "content": 'héllo \u2028 "quoted" 中文'}])
     body = json.dumps({"sdk": {"name": "neatlogs", "version": "0.1.0"}, "records": [record]}, indent=2)
 
-    answer = requests.post(f"{server.url}/v1/records", data=body.encode(), headers=AUTH, timeout=10)
+    answer = requests.post(f"{server.url}/v1/records", data=body.encode(), headers=JSON_AUTH, timeout=10)
 
     assert answer.json() == {"accepted": 1, "stored": 1}
     assert stored(server, trace) == [record]
@@ -192,7 +193,7 @@ def test_malformed_json_is_400_naming_the_problem(server: CollectorServer) -> No
     answer = requests.post(
         f"{server.url}/v1/records",
         data=b'{"records": [',
-        headers={**AUTH, "Content-Type": "application/json"},
+        headers=JSON_AUTH,
         timeout=10,
     )
 
@@ -251,7 +252,7 @@ def test_a_record_that_is_not_an_object_is_400(server: CollectorServer, trace: s
 
 
 def test_invalid_gzip_is_400(server: CollectorServer) -> None:
-    headers = {**AUTH, "Content-Encoding": "gzip"}
+    headers = {**JSON_AUTH, "Content-Encoding": "gzip"}
     answer = requests.post(f"{server.url}/v1/records", data=b"not gzip at all", headers=headers, timeout=10)
 
     assert answer.status_code == 400
@@ -262,7 +263,7 @@ def test_invalid_gzip_is_400(server: CollectorServer) -> None:
 def test_a_record_with_a_non_json_number_is_400(server: CollectorServer, trace: str, constant: str) -> None:
     text = json.dumps({"records": [make_record(trace, cost_usd=123.25)]}).replace("123.25", constant)
 
-    answer = requests.post(f"{server.url}/v1/records", data=text.encode(), headers=AUTH, timeout=10)
+    answer = requests.post(f"{server.url}/v1/records", data=text.encode(), headers=JSON_AUTH, timeout=10)
 
     assert answer.status_code == 400
     assert f"{constant} is not valid JSON" in answer.json()["error"]
@@ -270,7 +271,7 @@ def test_a_record_with_a_non_json_number_is_400(server: CollectorServer, trace: 
 
 
 def test_an_unsupported_content_encoding_is_415(server: CollectorServer, trace: str) -> None:
-    headers = {**AUTH, "Content-Encoding": "br"}
+    headers = {**JSON_AUTH, "Content-Encoding": "br"}
     body = json.dumps({"records": [make_record(trace)]}).encode()
 
     answer = requests.post(f"{server.url}/v1/records", data=body, headers=headers, timeout=10)
@@ -299,7 +300,7 @@ def test_an_oversized_body_sent_in_chunks_without_length_is_413(server: Collecto
             yield b" " * 1024
         yield b"]}"
 
-    answer = requests.post(f"{server.url}/v1/records", data=chunks(), headers=AUTH, timeout=10)
+    answer = requests.post(f"{server.url}/v1/records", data=chunks(), headers=JSON_AUTH, timeout=10)
 
     assert answer.status_code == 413
 
@@ -308,7 +309,7 @@ def test_a_gzip_bomb_is_413(server: CollectorServer, trace: str) -> None:
     padding = " " * (50 * SMALL_LIMIT)
     body = gzip.compress(f'{{"records": [], "pad": "{padding}"}}'.encode())
     assert len(body) < SMALL_LIMIT  # small on the wire, 50x the limit inflated
-    headers = {**AUTH, "Content-Encoding": "gzip"}
+    headers = {**JSON_AUTH, "Content-Encoding": "gzip"}
 
     answer = requests.post(f"{server.url}/v1/records", data=body, headers=headers, timeout=10)
 
@@ -322,7 +323,7 @@ def test_a_body_just_under_the_limit_is_accepted(server: CollectorServer, trace:
     body = json.dumps({"records": [record]}).encode()
     assert len(body) == SMALL_LIMIT
 
-    answer = requests.post(f"{server.url}/v1/records", data=body, headers=AUTH, timeout=10)
+    answer = requests.post(f"{server.url}/v1/records", data=body, headers=JSON_AUTH, timeout=10)
 
     assert answer.status_code == 200
 

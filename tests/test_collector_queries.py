@@ -539,7 +539,8 @@ def test_a_record_holding_a_lone_surrogate_is_read_back_with_it_replaced(
     body = json.dumps(
         {"records": [make_record(trace, prompt="bad \ud800 half", tags=["\udfff"], model="m\ud801")]}
     )
-    assert requests.post(f"{server.url}/v1/records", data=body, headers=AUTH, timeout=10).status_code == 200
+    headers = {**AUTH, "Content-Type": "application/json"}
+    assert requests.post(f"{server.url}/v1/records", data=body, headers=headers, timeout=10).status_code == 200
 
     records = get(server, "/v1/records", trace_id=trace)
     traces = get(server, "/v1/traces", trace_id=trace)

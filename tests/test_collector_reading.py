@@ -68,3 +68,38 @@ def test_bad_bodies_are_refused_with_the_same_message(body: bytes, message: str)
         read_batch(body)
     assert refused.value.status_code == 400
     assert message in refused.value.message
+
+
+def _nested_body(levels: int) -> bytes:
+    text = json.dumps({"records": [_record(1, request="DEEP")]})
+    return text.replace('"DEEP"', "[" * levels + "1" + "]" * levels).encode()
+
+
+@pytest.mark.parametrize("levels", [app.MAX_DEPTH, 300, 3000])
+def test_too_deep_records_are_refused_the_same_way(levels: int) -> None:
+    with pytest.raises(BadRequest) as refused:
+        read_batch(_nested_body(levels))
+    assert refused.value.status_code == 400
+    assert refused.value.message.startswith("too deeply nested: ")
+    assert f"more than {app.MAX_DEPTH} levels" in refused.value.message
+
+
+def test_a_record_at_the_nesting_limit_is_read() -> None:
+    records, _ = read_batch(_nested_body(app.MAX_DEPTH - 1))
+    assert len(records) == 1
+
+
+def test_lone_surrogates_are_replaced_in_records_and_texts() -> None:
+    body = json.dumps({"records": [_record(1, model="m\udc00", prompt=["\ud83d\ude42", "\ud800x"])]}).encode()
+    records, texts = read_batch(body)
+    assert records[0]["model"] == "m\ufffd"
+    assert records[0]["prompt"] == ["🙂", "\ufffdx"]
+    assert texts is not None and json.loads(texts[0]) == records[0]
+    assert "\\ud800" not in texts[0] and texts[0].encode("utf-8")
+
+
+def test_too_many_records_are_refused_with_413() -> None:
+    body = json.dumps({"records": [_record(n) for n in range(app.MAX_RECORDS + 1)]}).encode()
+    with pytest.raises(BadRequest) as refused:
+        read_batch(body)
+    assert refused.value.status_code == 413

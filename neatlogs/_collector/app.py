@@ -12,12 +12,14 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .guard import RequestGuard, json_content_type_problem
 from .queries import BadRequest, Filters, filters_from, stats_range
-from .store import RecordStore
+from .store import RecordStore, StorageError
 from .viewer.auth import session_ok
 from .viewer.routes import viewer_routes
 
@@ -32,6 +34,16 @@ DEFAULT_LIMIT = 100
 # An oversized body is still read (and discarded) up to this many times the limit, so the client
 # gets to finish sending and sees the 413 instead of a reset connection it would retry.
 _DRAIN_FACTOR = 8
+# The exporter sends one gzip member per batch; a few allow for concatenated batches.
+MAX_GZIP_MEMBERS = 64
+_GZIP_CHUNK = 64 * 1024
+# Records per request (the exporter's default batch is 100; a 413 makes it send halves).
+MAX_RECORDS = 10_000
+# Levels of arrays and objects in one record, the record itself being the first. The SDK cuts
+# values at 32 levels, and a record puts them 3 or 4 levels down.
+MAX_DEPTH = 64
+# Seconds a client is asked to wait when the database cannot be written.
+STORAGE_RETRY_AFTER = 1
 
 # The contract's required record keys (contract.md, section 2).
 REQUIRED_KEYS = (
@@ -62,8 +74,41 @@ _REQUIRED = frozenset(REQUIRED_KEYS)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings (keys too) replaced by U+FFFD.
+
+    The same object when there is none. Such strings cannot be encoded as UTF-8: stored or
+    answered as they are, they would break every later read.
+    """
+    kind = type(value)
+    if kind is str:
+        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+    if kind is dict:
+        pairs = [(k, v, _without_surrogates(k), _without_surrogates(v)) for k, v in value.items()]
+        if all(new_key is key and new_item is item for key, item, new_key, new_item in pairs):
+            return value
+        return {new_key: new_item for _, _, new_key, new_item in pairs}
+    if kind is list:
+        items = [_without_surrogates(item) for item in value]
+        return items if any(new is not old for new, old in zip(items, value, strict=True)) else value
+    return value
+
+
+class _JSONAnswer(JSONResponse):
+    """A JSON response that still renders when the content holds lone surrogates (old rows)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return super().render(_without_surrogates(content))
+
+
 def _error(status_code: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status_code, headers=headers)
+    return _JSONAnswer({"error": message}, status_code=status_code, headers=headers)
 
 
 def _too_large(limit: int) -> BadRequest:
@@ -122,23 +167,45 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _gunzip(data: bytes, limit: int) -> bytes:
-    """Decompress gzip (possibly several members) without ever holding more than `limit` bytes."""
+    """Decompress gzip (up to MAX_GZIP_MEMBERS members) without ever holding more than `limit` bytes.
+
+    The input is fed in chunks, so what is left over when a member ends is at most one chunk:
+    time stays linear in the body's size however many members it has.
+    """
     out: list[bytes] = []
     room = limit
-    rest = data
-    while rest:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    view = memoryview(data)
+    position = 0
+    members = 0
+    inflater: Any = None  # zlib's decompressor type is not importable
+    leftover = b""
+    while leftover or position < len(data):
+        if inflater is None:
+            members += 1
+            if members > MAX_GZIP_MEMBERS:
+                raise BadRequest(
+                    400, f"body has more than {MAX_GZIP_MEMBERS} gzip members; compress the batch as one"
+                )
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if leftover:
+            chunk: bytes | memoryview = leftover
+            leftover = b""
+        else:
+            chunk = view[position : position + _GZIP_CHUNK]
+            position += len(chunk)
         try:
-            piece = inflater.decompress(rest, room + 1)
+            piece = inflater.decompress(chunk, room + 1)
         except zlib.error as exc:
             raise BadRequest(400, f"body is not valid gzip: {exc}") from None
         if len(piece) > room or inflater.unconsumed_tail:
             raise _too_large(limit)
-        if not inflater.eof:
-            raise BadRequest(400, "body is not valid gzip: the compressed stream is truncated")
         out.append(piece)
         room -= len(piece)
-        rest = inflater.unused_data
+        if inflater.eof:
+            leftover = inflater.unused_data
+            inflater = None
+    if inflater is not None:
+        raise BadRequest(400, "body is not valid gzip: the compressed stream is truncated")
     return b"".join(out)
 
 
@@ -216,6 +283,12 @@ class _Scanner:
             return values, texts
         while True:
             found, text = self.value()
+            if type(found) is not dict:
+                # json.loads then reads the rest in C and the check names this record: a body of
+                # millions of numbers is refused without a Python loop over them.
+                raise _NotPlain
+            if len(values) == MAX_RECORDS:
+                raise _too_many()
             values.append(found)
             texts.append(text)
             if self.expect(",", "]") == "]":
@@ -254,7 +327,7 @@ _LARGE_NUMBER = re.compile(rb"[0-9]e\+")
 
 
 def _split_orjson(body: bytes) -> tuple[list[Any], list[str]] | None:
-    """With orjson: the body parsed at once, each record's text re-encoded from what was parsed.
+    """With orjson: the body parsed at once and checked, each record's text re-encoded from what was parsed.
 
     None (the stdlib's reading then decides, and words any 400) unless orjson reads the body exactly
     as the stdlib would: it refuses what the stdlib's reading might still accept or word differently
@@ -272,9 +345,13 @@ def _split_orjson(body: bytes) -> tuple[list[Any], list[str]] | None:
     records = payload.get("records")
     if type(records) is not list:
         return None
+    _check(records)  # before any work per record: a body of a million numbers stops at the first
     texts: list[str] = []
     for record in records:
-        text = _orjson.dumps(record)
+        try:
+            text = _orjson.dumps(record)
+        except _orjson.JSONEncodeError:  # nested too deeply for orjson: the stdlib's reading says so
+            return None
         if b"e+" in text and _LARGE_NUMBER.search(text) is not None:
             return None
         texts.append(text.decode())
@@ -295,7 +372,13 @@ def _record_problem(index: int, record: Any) -> str | None:
     return None
 
 
+def _too_many() -> BadRequest:
+    return BadRequest(413, f"more than {MAX_RECORDS} records in one request; send smaller batches")
+
+
 def _check(records: list[Any]) -> list[dict[str, Any]]:
+    if len(records) > MAX_RECORDS:
+        raise _too_many()
     for index, record in enumerate(records):
         problem = _record_problem(index, record)
         if problem is not None:
@@ -309,16 +392,86 @@ def _records_of(payload: Any) -> list[dict[str, Any]]:
     return _check(payload["records"])
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests arrays/objects more than `limit` levels (itself being the first)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if type(node) is dict else node:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+    return False
+
+
+def _too_deep(where: str) -> BadRequest:
+    return BadRequest(
+        400, f"too deeply nested: {where} has more than {MAX_DEPTH} levels of arrays and objects"
+    )
+
+
+def _check_depth(records: list[dict[str, Any]], texts: list[str] | None) -> None:
+    for index, record in enumerate(records):
+        if texts is not None:
+            # A record with no more brackets than the limit cannot be nested deeper than it.
+            text = texts[index]
+            if text.count("{") + text.count("[") <= MAX_DEPTH:
+                continue
+        if _deeper_than(record, MAX_DEPTH):
+            raise _too_deep(f"records[{index}]")
+
+
+# JSON escapes of UTF-16 surrogates: a high one with the low one after it if any (group 1), or a
+# low one. A match without group 1 is a lone surrogate. (Paired escapes are characters beyond
+# U+FFFF, as the stdlib's encoder writes emoji.) An escaped backslash before "u" may match too:
+# harmless, the record is then found to hold nothing to replace.
+_SURROGATE_ESCAPE = (
+    r"\\u[dD](?:[89abAB][0-9a-fA-F]{2}(\\u[dD][c-fC-F][0-9a-fA-F]{2})?|[c-fC-F][0-9a-fA-F]{2})"
+)
+_SURROGATE_ESCAPE_TEXT = re.compile(_SURROGATE_ESCAPE)
+_SURROGATE_ESCAPE_BYTES = re.compile(_SURROGATE_ESCAPE.encode())
+
+
+def _replace_lone_surrogates(body: bytes, records: list[dict[str, Any]], texts: list[str] | None) -> None:
+    """Replace lone surrogates by U+FFFD in the records and their kept texts, in place."""
+    if all(match.group(1) for match in _SURROGATE_ESCAPE_BYTES.finditer(body)):
+        return
+    for index, record in enumerate(records):
+        if texts is not None and all(
+            match.group(1) for match in _SURROGATE_ESCAPE_TEXT.finditer(texts[index])
+        ):
+            continue
+        clean = _without_surrogates(record)
+        if clean is not record:
+            records[index] = clean
+            if texts is not None:
+                texts[index] = json.dumps(clean, separators=(",", ":"), allow_nan=False)
+
+
 def read_batch(body: bytes) -> tuple[list[dict[str, Any]], list[str] | None]:
     """The validated records of an ingest body, with their JSON texts when cheaply available.
 
-    Raises BadRequest naming the first problem (bad JSON, wrong shape, a bad record).
+    Lone surrogates in strings are replaced by U+FFFD. Raises BadRequest naming the first problem
+    (bad JSON, wrong shape, a bad or too deeply nested record, too many records).
     """
-    split = _split_orjson(body) or _split(body)
-    if split is not None:
-        records, texts = split
-        return _check(records), texts
-    return _records_of(_parse(body)), None
+    texts: list[str] | None
+    try:
+        split = _split_orjson(body)  # checked already, when it reads the body
+        if split is not None:
+            records, texts = split
+            _check_depth(records, texts)
+            return records, texts  # orjson refuses lone surrogates: there are none
+        split = _split(body)
+        if split is not None:
+            records, texts = _check(split[0]), split[1]
+        else:
+            records, texts = _records_of(_parse(body)), None
+    except RecursionError:
+        raise _too_deep("the body") from None
+    _check_depth(records, texts)
+    _replace_lone_surrogates(body, records, texts)
+    return records, texts
 
 
 # ---------------------------------------------------------------- query parameters
@@ -367,8 +520,13 @@ def create_app(
     store: RecordStore,
     api_keys: set[str] | None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    allow_unauthenticated_network: bool = False,
 ) -> Starlette:
-    """The collector as an ASGI app over `store`; `api_keys=None` turns authentication off."""
+    """The collector as an ASGI app over `store`; `api_keys=None` turns authentication off.
+
+    Without keys, only requests addressed to a loopback name or address are answered, unless
+    `allow_unauthenticated_network`. Cross-origin requests from web pages are always refused.
+    """
     keys = set(api_keys) if api_keys is not None else None
 
     def accept(encoding: str, body: bytes) -> dict[str, int]:
@@ -376,6 +534,10 @@ def create_app(
         return {"accepted": len(records), "stored": store.add(records, texts=texts)}
 
     async def ingest(request: Request) -> Response:
+        # A web page can POST text/plain without asking first; it cannot send application/json.
+        problem = json_content_type_problem(request.headers.get("content-type"))
+        if problem is not None:
+            raise BadRequest(415, problem)
         body = await _read_body(request, max_body_bytes)
         encoding = request.headers.get("content-encoding", "")
         # Inflating, parsing and storing a batch takes milliseconds; off the loop, other requests
@@ -436,10 +598,16 @@ def create_app(
         # Open on purpose: load balancers and `curl` probes carry no key, and it reveals nothing.
         Route("/healthz", healthz, methods=["GET"]),
     ]
+    loopback_only = keys is None and not allow_unauthenticated_network
     routes += viewer_routes(store, keys)  # last: it ends with the pages' catch-all "not found"
     return Starlette(
         routes=routes,
-        exception_handlers={BadRequest: _bad_request, HTTPException: _http_exception},
+        middleware=[Middleware(RequestGuard, loopback_only=loopback_only)],
+        exception_handlers={
+            BadRequest: _bad_request,
+            HTTPException: _http_exception,
+            StorageError: _storage_unavailable,
+        },
     )
 
 
@@ -452,3 +620,8 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     # Starlette's own 404/405 answers, as JSON like every other answer of the API.
     assert isinstance(exc, HTTPException)
     return _error(exc.status_code, exc.detail, exc.headers)
+
+
+async def _storage_unavailable(request: Request, exc: Exception) -> Response:
+    # Nothing of the batch was stored; the exporter retries after Retry-After, so nothing is lost.
+    return _error(503, f"storage unavailable: {exc}", {"Retry-After": str(STORAGE_RETRY_AFTER)})

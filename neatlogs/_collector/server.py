@@ -13,6 +13,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from .app import DEFAULT_MAX_BODY_BYTES, create_app
+from .guard import binds_loopback_only
 from .store import RecordStore
 
 _START_TIMEOUT = 10.0
@@ -33,6 +34,23 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def unauthenticated_network_problem(host: str) -> str | None:
+    """Why serving on `host` without authentication is refused, or None if `host` is loopback only."""
+    if binds_loopback_only(host):
+        return None
+    return (
+        f"refusing to listen on {host} without authentication: anyone on the network could read and "
+        "write records. Give API keys (--api-key), listen on 127.0.0.1, or, on a network you trust, "
+        "add --allow-unauthenticated-network."
+    )
+
+
+def address_of(sock: socket.socket) -> str:
+    """The address a socket is bound to, as host:port ("0.0.0.0:7077", "[::]:7077")."""
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def url_of(sock: socket.socket) -> str:
@@ -69,11 +87,16 @@ class CollectorServer:
         port: int = 0,
         api_keys: set[str] | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        allow_unauthenticated_network: bool = False,
     ) -> None:
+        if api_keys is None and not allow_unauthenticated_network:
+            problem = unauthenticated_network_problem(host)
+            if problem is not None:
+                raise ValueError(problem)
         self.host = host
         self.port = port
         self.store = RecordStore(db_path)
-        self._app = create_app(self.store, api_keys, max_body_bytes)
+        self._app = create_app(self.store, api_keys, max_body_bytes, allow_unauthenticated_network)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._url: str | None = None
@@ -145,18 +168,23 @@ def serve(
     db_path: str | Path,
     api_keys: set[str] | None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    on_listening: Callable[[str], None] | None = None,
+    on_listening: Callable[[str, str], None] | None = None,
+    allow_unauthenticated_network: bool = False,
 ) -> None:
-    """Run the collector in the foreground until Ctrl-C/SIGTERM; `on_listening(url)` once bound."""
+    """Run the collector in the foreground until Ctrl-C/SIGTERM.
+
+    `on_listening(url, address)` is called once bound: the URL local clients should use and the
+    address actually listened on (they differ for 0.0.0.0). The store is opened (and its write
+    check done) before binding; a StorageError or OSError means the collector did not start.
+    """
     store = RecordStore(db_path)
     try:
         sock = bind(host, port)
         try:
             if on_listening is not None:
-                on_listening(url_of(sock))
-            uvicorn.Server(_config(create_app(store, api_keys, max_body_bytes), own_logging=True)).run(
-                sockets=[sock]
-            )
+                on_listening(url_of(sock), address_of(sock))
+            app = create_app(store, api_keys, max_body_bytes, allow_unauthenticated_network)
+            uvicorn.Server(_config(app, own_logging=True)).run(sockets=[sock])
         finally:
             sock.close()
     finally:

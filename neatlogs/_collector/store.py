@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sqlite3
 import threading
@@ -149,9 +150,9 @@ def _extras(record: Mapping[str, Any]) -> tuple[str, list[str]]:
 
 def _int(value: Any) -> int | None:
     # bool is an int subclass; a boolean token count is garbage, not 0/1.
-    if type(value) is int:
-        return value
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
+        return value if value in _INT64 else None  # SQLite integers are 64-bit
+    return None
 
 
 def _number(value: Any) -> float | None:
@@ -159,7 +160,10 @@ def _number(value: Any) -> float | None:
     if kind is float:
         return value  # type: ignore[no-any-return]
     if kind is int or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond any float
+            return None
     return None
 
 
@@ -243,6 +247,52 @@ def _histogram_percentile(bins: Mapping[int, int], fraction: float) -> float | N
     return None  # pragma: no cover - the loop always reaches the rank
 
 
+# ---------------------------------------------------------------- files and storage errors
+
+_INT64 = range(-(2**63), 2**63)
+# Owner-only: the records hold prompts and completions.
+_FILE_MODE = 0o600
+_DIR_MODE = 0o700
+
+
+class StorageError(Exception):
+    """The database cannot be written (read-only, disk full, locked, damaged); the message says why."""
+
+
+def _reason(exc: BaseException) -> str:
+    name = getattr(exc, "sqlite_errorname", None)
+    return f"{exc} ({name})" if name else str(exc)
+
+
+def _make_private_dirs(directory: Path) -> None:
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        if directory.parent == directory:
+            break
+        directory = directory.parent
+    for created in reversed(missing):
+        created.mkdir(mode=_DIR_MODE, exist_ok=True)
+        os.chmod(created, _DIR_MODE)  # whatever the umask
+
+
+def _create_private(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os.chmod(path, _FILE_MODE)  # whatever the umask
+
+
+def _tighten(path: str) -> None:
+    try:
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, _FILE_MODE)
+    except OSError:
+        pass  # not there, or not ours to change
+
+
 # ---------------------------------------------------------------- the store
 
 
@@ -250,26 +300,55 @@ class RecordStore:
     """A thread-safe SQLite file of call records, idempotent on record `id`."""
 
     def __init__(self, path: str | Path) -> None:
+        """Open (creating it, owner-only, if missing) the database at `path`, or ":memory:".
+
+        Raises StorageError when the file cannot be opened or written, so a collector that could
+        not store anything fails at start-up rather than at its first batch.
+        """
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # One connection behind a lock: writes are serialised by SQLite anyway, and batches are
         # short transactions, so a pool would add complexity without adding throughput.
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode is durable against application crashes; only an OS crash or power
-        # loss can drop the last few commits, which at-least-once delivery makes acceptable.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoints fsync; doing them every ~40 MB of WAL instead of every 4 MB roughly doubles
-        # the insert rate. The size limit truncates the WAL file again after each checkpoint.
-        self._db.execute("PRAGMA wal_autocheckpoint=10000")
-        self._db.execute("PRAGMA journal_size_limit=67108864")
-        # Each batch touches pages all over the id, trace and summary indexes: keeping 64 MiB of
-        # them cached (instead of 2) keeps ingest from slowing down as the file grows.
-        self._db.execute("PRAGMA cache_size=-65536")
-        migrate(self._db)
-        self._reader, self._read_lock = self._open_reader()
+        try:
+            self._db = self._open()
+            self._reader, self._read_lock = self._open_reader()
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot store records in {self.path}: {_reason(exc)}") from exc
+
+    def _open(self) -> sqlite3.Connection:
+        on_disk = self.path != ":memory:"
+        if on_disk:
+            _make_private_dirs(Path(self.path).parent)
+            _create_private(self.path)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode is durable against application crashes; only an OS crash or power
+            # loss can drop the last few commits, which at-least-once delivery makes acceptable.
+            db.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints fsync; doing them every ~40 MB of WAL instead of every 4 MB roughly doubles
+            # the insert rate. The size limit truncates the WAL file again after each checkpoint.
+            db.execute("PRAGMA wal_autocheckpoint=10000")
+            db.execute("PRAGMA journal_size_limit=67108864")
+            # Each batch touches pages all over the id, trace and summary indexes: keeping 64 MiB of
+            # them cached (instead of 2) keeps ingest from slowing down as the file grows.
+            db.execute("PRAGMA cache_size=-65536")
+            migrate(db)
+            # A read-only file opens and reads fine; only a write tells. Nothing is left behind.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("CREATE TABLE neatlogs_write_check (x)")
+            finally:
+                db.execute("ROLLBACK")
+        except BaseException:
+            db.close()
+            raise
+        if on_disk:
+            # SQLite gives the -wal and -shm files the database file's mode; these exist now, and
+            # files left by an older version are tightened too.
+            for suffix in ("", "-wal", "-shm"):
+                _tighten(self.path + suffix)
+        return db
 
     def _open_reader(self) -> tuple[sqlite3.Connection, threading.Lock]:
         # Queries get their own connection: in WAL mode they read a snapshot while a batch is being
@@ -295,20 +374,26 @@ class RecordStore:
         if not records:
             return 0
         with self._lock:
-            self._db.execute("BEGIN")
             try:
+                self._db.execute("BEGIN")
                 try:
-                    stored = self._write(records, texts, clean=False)
-                except UnicodeEncodeError:
-                    # A lone surrogate (a JSON escape like "\ud800") in a field copied to a column:
-                    # SQLite's text is UTF-8, so such rows are stored with it replaced.
-                    self._db.execute("ROLLBACK")
-                    self._db.execute("BEGIN")
-                    stored = self._write(records, texts, clean=True)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                    try:
+                        stored = self._write(records, texts, clean=False)
+                    except UnicodeEncodeError:
+                        # A lone surrogate (a JSON escape like "\ud800") in a field copied to a
+                        # column: SQLite's text is UTF-8, so such rows are stored with it replaced.
+                        self._db.execute("ROLLBACK")
+                        self._db.execute("BEGIN")
+                        stored = self._write(records, texts, clean=True)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.DatabaseError as exc:
+                # Disk full, read-only, locked, I/O error: the client can retry later, nothing of
+                # the batch is stored.
+                raise StorageError(_reason(exc)) from exc
             return stored
 
     def _write(self, records: Sequence[Mapping[str, Any]], texts: Sequence[str] | None, clean: bool) -> int:
