@@ -323,7 +323,9 @@ class RecordStore:
         if not records:
             return 0
         with self._lock:
-            self._db.execute("BEGIN")
+            # IMMEDIATE: the write lock from the start, so what the batch reads (the last seq, the
+            # last folded) cannot change under it if another process writes the same file.
+            self._db.execute("BEGIN IMMEDIATE")
             try:
                 try:
                     entries = self._write(records, texts, clean=False)
@@ -331,7 +333,7 @@ class RecordStore:
                     # A lone surrogate (a JSON escape like "\ud800") in a field copied to a column:
                     # SQLite's text is UTF-8, so such rows are stored with it replaced.
                     self._db.execute("ROLLBACK")
-                    self._db.execute("BEGIN")
+                    self._db.execute("BEGIN IMMEDIATE")
                     entries = self._write(records, texts, clean=True)
                 new = {seq: (text, tags) for seq, text, tags in entries}
                 chars = self._pending_chars + sum(len(text) for text, _ in new.values())
@@ -354,7 +356,7 @@ class RecordStore:
         if not self._pending and not force:
             return
         with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._fold_new(self._pending)
             except BaseException:
