@@ -50,8 +50,7 @@ CREATE TABLE records (
 _RECORD_INDEXES = """
 CREATE INDEX records_trace_started ON records (trace_id, started_at);
 CREATE INDEX records_started ON records (started_at);
-CREATE INDEX records_model ON records (model, started_at);
-CREATE INDEX records_errors ON records (started_at, error_type, error_message) WHERE status = 'error';
+CREATE INDEX records_errors ON records (started_at, model, error_type, error_message) WHERE status = 'error';
 """
 
 _SUMMARIES = """

@@ -438,13 +438,9 @@ class RecordStore:
             where.append("(r.started_at, r.seq) < (?, ?)")
             params.extend(position)
         sql = "SELECT r.started_at, r.seq FROM records AS r"
-        if (
-            filters.status == "error"
-            and filters.trace_id is None
-            and filters.model is None
-            and filters.q is None
-        ):
+        if filters.status == "error" and filters.trace_id is None and filters.q is None:
             # Errors are rare: SQLite, knowing nothing of the data, would walk every record instead.
+            # (The index holds each error's model too, for the errors of one model.)
             sql += " INDEXED BY records_errors"
         if where:
             sql += " WHERE " + " AND ".join(where)
