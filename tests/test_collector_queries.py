@@ -492,6 +492,7 @@ def test_facets_list_the_models_providers_and_tags_seen(fresh_server: CollectorS
         ("/v1/stats", {"bucket": "7x"}, "bucket"),
         ("/v1/stats", {"bucket": "0m"}, "bucket"),
         ("/v1/stats", {"bucket": "1m", "since": "2020-01-01", "until": "2021-01-01"}, "bucket"),
+        ("/v1/stats", {"since": "0001-01-01", "until": "9999-12-31"}, "bucket"),  # too long even for auto
     ],
 )
 def test_a_bad_parameter_is_400_naming_it(
@@ -752,5 +753,65 @@ def test_trace_records_stop_at_their_byte_bound_keeping_at_least_one(tmp_path: P
         assert len(store.trace_records(trace)) == 5
         assert len(store.trace_records(trace, max_bytes=25_000)) == 2
         assert len(store.trace_records(trace, max_bytes=1)) == 1
+    finally:
+        store.close()
+
+
+def _upto(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        ((upto,),) = db.execute("SELECT upto FROM summary_state").fetchall()
+    finally:
+        db.close()
+    return int(upto)
+
+
+def test_the_index_and_summaries_catch_up_in_chunks_and_before_any_read_of_them(tmp_path: Path) -> None:
+    path = tmp_path / "fold.db"
+    store = RecordStore(path)
+    try:
+        trace = uuid.uuid4().hex
+        for start in range(0, 1000, 100):  # ten exporter batches: the tenth folds them all in
+            store.add([make_record(trace, prompt=f"apple{n}") for n in range(start, start + 100)])
+            assert _upto(path) == (1000 if start == 900 else 0)
+        store.add([make_record(trace, prompt="banana", tags=["late"])])
+        assert _upto(path) == 1000  # waiting to be folded in...
+
+        found = store.query_records(Filters(q="banana")).items  # ...and folded before the search
+
+        assert [record["prompt"] for record in found] == ["banana"]
+        assert _upto(path) == 1001
+        assert store.query_traces(Filters(tag="late")).items[0]["calls"] == 1001
+    finally:
+        store.close()
+
+
+CRASHING_WRITER = """
+import os, sys
+sys.path.insert(0, sys.argv[2])
+from neatlogs._collector import RecordStore
+from tests.test_collector import make_record
+store = RecordStore(sys.argv[1])
+store.add([make_record("crashed", prompt="cherry", started_at="2026-01-01T00:00:00.000000Z")])
+os._exit(0)  # no close(): the record is stored, not yet folded into the index and summaries
+"""
+
+
+def test_records_stored_by_a_run_that_stopped_before_folding_them_are_folded_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "crash.db"
+    repo = str(Path(__file__).resolve().parent.parent)
+    subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(path), repo], check=True, timeout=60)
+    assert _upto(path) == 0
+
+    store = RecordStore(path)
+    try:
+        assert [record["prompt"] for record in store.query_records(Filters(q="cherry")).items] == ["cherry"]
+        assert store.query_traces(Filters(trace_id="crashed")).items[0]["calls"] == 1
+        assert store.stats(since="2026-01-01T00:00:00Z", until="2026-01-01T00:01:00Z")["totals"]["calls"] == 1
     finally:
         store.close()

@@ -50,11 +50,15 @@ CREATE TABLE records (
 _RECORD_INDEXES = """
 CREATE INDEX records_trace_started ON records (trace_id, started_at);
 CREATE INDEX records_started ON records (started_at);
-CREATE INDEX records_model ON records (model, started_at);
-CREATE INDEX records_errors ON records (started_at, error_type, error_message) WHERE status = 'error';
+CREATE INDEX records_errors ON records (started_at, model, error_type, error_message) WHERE status = 'error';
 """
 
 _SUMMARIES = """
+CREATE TABLE summary_state (
+    id   INTEGER PRIMARY KEY CHECK (id = 0),
+    upto INTEGER NOT NULL
+);
+INSERT INTO summary_state (id, upto) VALUES (0, 0);
 CREATE TABLE record_tags (
     seq INTEGER NOT NULL,
     tag TEXT NOT NULL,
@@ -132,6 +136,7 @@ CREATE TABLE latency_day (
 ) WITHOUT ROWID;
 """
 _SUMMARY_TABLES = (
+    "summary_state",
     "record_tags",
     "records_fts",
     "traces",
@@ -243,10 +248,11 @@ _SUMMARISE = (
 )
 
 
-def summarise(db: sqlite3.Connection, first: int, last: int = 2**63 - 1) -> None:
+def summarise(db: sqlite3.Connection, first: int, last: int) -> None:
     """Fold the records of seq `first` to `last` into the summaries (inside the caller's transaction)."""
     for statement in _SUMMARISE:
         db.execute(statement, (first, last))
+    db.execute("UPDATE summary_state SET upto = MAX(upto, ?)", (last,))
 
 
 def prepare(db: sqlite3.Connection) -> None:
@@ -328,7 +334,7 @@ def _rebuild_records(db: sqlite3.Connection) -> None:
             rows.append((*_no_surrogates(row[:-1]), text))  # the stored text is valid UTF-8 already
             parsed.append((seq, record))
         db.executemany(_INSERT, rows)
-        _index(db, parsed, clean=True)
+        _index(db, parsed)
     db.execute("DROP TABLE records_v0")
     _run_script(db, _RECORD_INDEXES)
 
@@ -357,4 +363,4 @@ def _build_summaries(db: sqlite3.Connection) -> None:
         chunk = cursor.fetchmany(1000)
         if not chunk:
             break
-        _index(db, [(seq, _loads_or_empty(text)) for seq, text in chunk], clean=True)
+        _index(db, [(seq, _loads_or_empty(text)) for seq, text in chunk])

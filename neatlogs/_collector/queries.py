@@ -214,10 +214,10 @@ def stats_range(params: Mapping[str, str], now: datetime | None = None) -> Stats
         if match is None or int(match.group(1)) == 0:
             raise _bad("bucket", f"{raw!r} is not a bucket size; send e.g. 1m, 5m, 1h, 1d or auto")
         size = int(match.group(1)) * _UNIT_MINUTES[match.group(2)]
-        if span / size > MAX_POINTS:
-            raise _bad(
-                "bucket",
-                f"{raw!r} makes {span // size:,} points over this range, more than {MAX_POINTS}; "
-                "use a larger bucket or auto",
-            )
+    if span / size > MAX_POINTS:
+        raise _bad(
+            "bucket",
+            f"{raw!r} makes {span // size:,} points over this range, more than {MAX_POINTS}; "
+            "use a larger bucket or a shorter range",
+        )
     return StatsRange(first, end, size)

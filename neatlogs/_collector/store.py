@@ -35,6 +35,10 @@ EXACT_PERCENTILE_MINUTES = 60
 # Past this many minutes, percentiles come from daily histograms instead of hourly ones.
 LONG_RANGE_MINUTES = 2 * 1440
 TOP_ERRORS = 10
+# Stored records are folded into the search index and summaries once this many (or this many
+# characters of search text) are waiting, or before a query that reads them.
+_FOLD_ROWS = 1000
+_FOLD_CHARS = 4_000_000
 
 Row = tuple[Any, ...]
 
@@ -199,29 +203,48 @@ def _loads(blob: bytes) -> dict[str, Any]:
     return found
 
 
+def _loads_or_empty(text: str) -> dict[str, Any]:
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def _text_factory(data: bytes) -> str:
     # Text a foreign tool wrote as invalid UTF-8 is read with replacement characters, not an error.
     return data.decode("utf-8", "replace")
 
 
-def _index(db: sqlite3.Connection, pairs: Sequence[tuple[int, Mapping[str, Any]]], clean: bool) -> None:
-    """Add stored records (seq, record; ascending seq) to the search index, tags and summaries."""
-    if not pairs:
-        return
-    search: list[tuple[int, str]] = []
-    tags: list[tuple[int, str]] = []
+Entry = tuple[int, str, list[str]]  # seq, search text, tags: what a stored record adds to the index
+
+
+def _entries(pairs: Sequence[tuple[int, Mapping[str, Any]]]) -> list[Entry]:
+    """The search text and tags of stored records (seq, record), lone surrogates replaced."""
+    found: list[Entry] = []
     for seq, record in pairs:
-        text, record_tags = _extras(record)
-        search.append((seq, text))
-        for tag in record_tags:
-            tags.append((seq, tag))
-    if clean:
-        search = [(seq, _clean_str(text)) for seq, text in search]
-        tags = [(seq, _clean_str(tag)) for seq, tag in tags]
-    db.executemany("INSERT INTO records_fts (rowid, text) VALUES (?, ?)", search)
+        text, tags = _extras(record)
+        found.append((seq, _clean_str(text), [_clean_str(tag) for tag in tags]))
+    return found
+
+
+def _fold(db: sqlite3.Connection, entries: Sequence[Entry]) -> None:
+    """Add stored records (ascending seq, all rows from the last folded one on) to the search
+    index, tags and summaries, inside the caller's transaction."""
+    if not entries:
+        return
+    db.executemany("INSERT INTO records_fts (rowid, text) VALUES (?, ?)", [entry[:2] for entry in entries])
+    tags = [(seq, tag) for seq, _, record_tags in entries for tag in record_tags]
     if tags:
         db.executemany("INSERT OR IGNORE INTO record_tags (seq, tag) VALUES (?, ?)", tags)
-    _schema.summarise(db, pairs[0][0], pairs[-1][0])
+    _schema.summarise(db, entries[0][0], entries[-1][0])
+
+
+def _index(
+    db: sqlite3.Connection, pairs: Sequence[tuple[int, Mapping[str, Any]]], clean: bool = True
+) -> None:
+    """_fold for records given as (seq, record)."""
+    _fold(db, _entries(pairs))
 
 
 # ---------------------------------------------------------------- percentiles
@@ -309,10 +332,15 @@ class RecordStore:
         # One connection behind a lock: writes are serialised by SQLite anyway, and batches are
         # short transactions, so a pool would add complexity without adding throughput.
         self._lock = threading.Lock()
+        # Search text and tags of the records stored since the last fold, by seq (see _write).
+        self._pending: dict[int, tuple[str, list[str]]] = {}
+        self._pending_chars = 0
         try:
             self._db = self._open()
+            # Records a run that stopped before folding them in (a crash) left behind: folded in now.
+            self._fold_pending(force=True)
             self._reader, self._read_lock = self._open_reader()
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, StorageError) as exc:
             raise StorageError(f"cannot store records in {self.path}: {_reason(exc)}") from exc
 
     def _open(self) -> sqlite3.Connection:
@@ -375,16 +403,23 @@ class RecordStore:
             return 0
         with self._lock:
             try:
-                self._db.execute("BEGIN")
+                # IMMEDIATE: the write lock from the start, so what the batch reads (the last seq, the
+                # last folded) cannot change under it if another process writes the same file.
+                self._db.execute("BEGIN IMMEDIATE")
                 try:
                     try:
-                        stored = self._write(records, texts, clean=False)
+                        entries = self._write(records, texts, clean=False)
                     except UnicodeEncodeError:
                         # A lone surrogate (a JSON escape like "\ud800") in a field copied to a
                         # column: SQLite's text is UTF-8, so such rows are stored with it replaced.
                         self._db.execute("ROLLBACK")
-                        self._db.execute("BEGIN")
-                        stored = self._write(records, texts, clean=True)
+                        self._db.execute("BEGIN IMMEDIATE")
+                        entries = self._write(records, texts, clean=True)
+                    new = {seq: (text, tags) for seq, text, tags in entries}
+                    chars = self._pending_chars + sum(len(text) for text, _ in new.values())
+                    fold = len(self._pending) + len(new) >= _FOLD_ROWS or chars >= _FOLD_CHARS
+                    if fold:
+                        self._fold_new({**self._pending, **new})
                     self._db.execute("COMMIT")
                 except BaseException:
                     if self._db.in_transaction:
@@ -394,9 +429,56 @@ class RecordStore:
                 # Disk full, read-only, locked, I/O error: the client can retry later, nothing of
                 # the batch is stored.
                 raise StorageError(_reason(exc)) from exc
-            return stored
+            if fold:
+                self._pending, self._pending_chars = {}, 0
+            else:
+                self._pending.update(new)
+                self._pending_chars = chars
+            return len(entries)
 
-    def _write(self, records: Sequence[Mapping[str, Any]], texts: Sequence[str] | None, clean: bool) -> int:
+    def _fold_pending(self, force: bool = False) -> None:
+        """Fold the records stored since the last fold into the index and summaries (before a read)."""
+        if not self._pending and not force:
+            return
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._fold_new(self._pending)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.DatabaseError as exc:
+                # The records are stored; only their search text and summaries wait for a later fold.
+                raise StorageError(_reason(exc)) from exc
+            self._pending, self._pending_chars = {}, 0
+
+    def _fold_new(self, pending: Mapping[int, tuple[str, list[str]]]) -> None:
+        # Every row past the last fold, in seq order: this store's own from memory, any other
+        # (stored by a run that stopped first, or by another process) read back from its JSON.
+        db = self._db
+        ((upto,),) = db.execute("SELECT upto FROM summary_state").fetchall()
+        seqs = [seq for (seq,) in db.execute("SELECT seq FROM records WHERE seq > ? ORDER BY seq", (upto,))]
+        for start in range(0, len(seqs), 1000):
+            chunk = seqs[start : start + 1000]
+            missing = [seq for seq in chunk if seq not in pending]
+            parsed: dict[int, Entry] = {}
+            if missing:
+                marks = ",".join("?" * len(missing))
+                rows = db.execute(f"SELECT seq, record FROM records WHERE seq IN ({marks})", missing)
+                parsed = {
+                    entry[0]: entry for entry in _entries([(seq, _loads_or_empty(t)) for seq, t in rows])
+                }
+            _fold(db, [(seq, *pending[seq]) if seq in pending else parsed[seq] for seq in chunk])
+
+    def _write(
+        self, records: Sequence[Mapping[str, Any]], texts: Sequence[str] | None, clean: bool
+    ) -> list[Entry]:
+        # Stores the rows; their search text and tags are folded into the index and summaries
+        # later, a thousand or so at a time: one batch of the exporter (100 records) costs several
+        # statements and a new search-index segment, which amortise over ten batches.
         db = self._db
         (last,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
         (sequence,) = db.execute(
@@ -414,7 +496,7 @@ class RecordStore:
             rows = [_no_surrogates(row) for row in rows]
         stored: int = db.executemany(_INSERT, rows).rowcount
         if stored == 0:
-            return 0
+            return []
         inserted: set[int] | None = None
         if stored != len(rows):  # some ids were known: only the rows that went in are indexed
             inserted = {seq for (seq,) in db.execute("SELECT seq FROM records WHERE seq >= ?", (first,))}
@@ -423,8 +505,7 @@ class RecordStore:
             for record, row in zip(records, rows, strict=True)
             if inserted is None or row[0] in inserted
         ]
-        _index(db, pairs, clean)
-        return stored
+        return _entries(pairs)
 
     # ------------------------------------------------------------ reading
 
@@ -440,18 +521,16 @@ class RecordStore:
         The page stops early, with a cursor, once it holds `max_bytes` of records (at least one record).
         """
         position = decode_cursor(cursor, (str, int))
+        if filters.q is not None or filters.tag is not None:
+            self._fold_pending()
         where, params = _record_conditions(filters)
         if position is not None:
             where.append("(r.started_at, r.seq) < (?, ?)")
             params.extend(position)
         sql = "SELECT r.started_at, r.seq FROM records AS r"
-        if (
-            filters.status == "error"
-            and filters.trace_id is None
-            and filters.model is None
-            and filters.q is None
-        ):
+        if filters.status == "error" and filters.trace_id is None and filters.q is None:
             # Errors are rare: SQLite, knowing nothing of the data, would walk every record instead.
+            # (The index holds each error's model too, for the errors of one model.)
             sql += " INDEXED BY records_errors"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -540,6 +619,7 @@ class RecordStore:
         `status` matches a trace by its worst record: error if any failed, incomplete if any was cut
         short, success if all succeeded. `since`/`until` keep traces active in that range.
         """
+        self._fold_pending()
         position = decode_cursor(cursor, (str, str))
         driver = self._rare_value(filters)
         where, params = _trace_conditions(filters, skip=driver)
@@ -604,6 +684,7 @@ class RecordStore:
 
     def facets(self) -> dict[str, list[str]]:
         """The models, providers and tags seen so far (for filter choices)."""
+        self._fold_pending()
         found: dict[str, list[str]] = {"models": [], "providers": [], "tags": []}
         for kind, value in self._read("SELECT kind, value FROM facets ORDER BY kind, value"):
             key = {"model": "models", "provider": "providers", "tag": "tags"}.get(kind)
@@ -627,6 +708,7 @@ class RecordStore:
 
     def stats_over(self, span: StatsRange) -> dict[str, Any]:
         """`stats` for a parsed range."""
+        self._fold_pending()
         first, end, size = span.since_minute, span.until_minute, span.bucket_minutes
         since_at, until_at = minute_time(first), minute_time(end)
         # Whole hours come from the hourly counts, the minutes around them from the per-minute ones.
@@ -753,6 +835,7 @@ class RecordStore:
 
     def close(self) -> None:
         """Close the database; the store cannot be used afterwards."""
+        self._fold_pending()
         with self._lock:
             if self._reader is not self._db:
                 with self._read_lock:
