@@ -35,7 +35,10 @@ OLDEST_PYTHON = "3.10"
 def _pinned(openai: str) -> list[str]:
     """What the pins of one openai major version cover (uv pip compile's inputs): a new session's tools
     go in the dev extras or a requirements file named here, then `nox -s pins -- --upgrade-package X`."""
-    return ["pyproject.toml", "--extra", "dev", f"sdk_tests/requirements-openai{openai}.txt"]
+    return [
+        "pyproject.toml", "--extra", "dev", f"sdk_tests/requirements-openai{openai}.txt",
+        "tests/browser/requirements.txt",
+    ]  # fmt: skip
 
 
 def _compile(session: nox.Session, openai: str, output: Path, options: Sequence[str]) -> None:
@@ -153,5 +156,5 @@ def browser(session: nox.Session) -> None:
         # Playwright's own browser download cannot work here; Debian's package can. CI runs as root.
         session.run("apt-get", "update", external=True)
         session.run("apt-get", "install", "-y", "--no-install-recommends", "chromium", external=True)
-    install(session, "-e", ".[dev]", OPENAI_VERSIONS["3"], "playwright==1.65.2", openai="3")
+    install(session, "-e", ".[dev]", OPENAI_VERSIONS["3"], "-r", "tests/browser/requirements.txt", openai="3")
     session.run("pytest", "tests/browser", *session.posargs, env={"NEATLOGS_BROWSER_TESTS": "1"})
