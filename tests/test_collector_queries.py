@@ -541,7 +541,8 @@ def test_a_record_holding_a_lone_surrogate_is_read_back_with_it_replaced(
         {"records": [make_record(trace, prompt="bad \ud800 half", tags=["\udfff"], model="m\ud801")]}
     )
     headers = {**AUTH, "Content-Type": "application/json"}
-    assert requests.post(f"{server.url}/v1/records", data=body, headers=headers, timeout=10).status_code == 200
+    answer = requests.post(f"{server.url}/v1/records", data=body, headers=headers, timeout=10)
+    assert answer.status_code == 200
 
     records = get(server, "/v1/records", trace_id=trace)
     traces = get(server, "/v1/traces", trace_id=trace)
