@@ -149,6 +149,7 @@ class _ShippedSpans:
         return True
 
 
+@contextlib.contextmanager
 def _collector_process() -> Iterator[str]:
     """`neatlogs serve` in its own process, so its work does not share this interpreter."""
     with socket.socket() as sock:
