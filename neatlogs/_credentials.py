@@ -8,9 +8,10 @@ which LiteLLM's reader goes through too), off the caller's thread:
   case-insensitive, split at every character that is not a letter or digit and at camelCase:
   `api_key`, `X-Api-Key`, `subscription-key`, `access_token`, `client_secret`, `password`,
   `Authorization` are credentials; `max_tokens`, `tokenizer`, `keywords`, `monkey` are not. In a
-  query string (`extra_query`), `code`, `sig` and `signature` are credentials too. A JSON
-  schema's data names (the keys of a `properties`, `patternProperties`, `$defs` or `definitions`
-  dict whose values are all dicts: a tool's parameters, a response format) are kept.
+  query string (`extra_query`, wherever it is nested), `code`, `sig` and `signature` are
+  credentials too. A JSON schema's data names (the keys of a `properties`, `patternProperties`,
+  `$defs` or `definitions` dict whose values are all dicts: a tool's parameters, a response
+  format) are kept.
 - a dict key that is itself a secret (`sk-proj-...`, or anything `mask_secrets` masks) is masked.
 - headers (`extra_headers`, `headers`) never enter a record.
 """
@@ -96,7 +97,8 @@ def _scrub_dict(mapping: dict[str, Any], in_query: bool, depth: int, schema: boo
         new_item = item
         kind = type(item)
         if kind is dict:
-            query = in_query or (depth == 0 and name in _QUERY_ARGUMENTS)
+            # At any depth: LiteLLM 1.80 passes `extra_query` on inside `extra_body` (and its metadata).
+            query = in_query or name in _QUERY_ARGUMENTS
             new_item = _scrub_dict(item, query, depth + 1, name in _SCHEMA_MAPS and _all_dicts(item))
         elif kind is list:
             new_item = _scrub(item, in_query, depth + 1)
