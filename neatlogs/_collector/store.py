@@ -247,24 +247,16 @@ def _index(
     _fold(db, _entries(pairs))
 
 
-# The search index's settings (stored in the file): a fold's pending index data (a thousand
-# records, a few MB of text) is written as one segment instead of several, and segments are merged
-# eight at a time instead of four, so less of each fold goes into rewriting older segments. Neither
-# changes what a search finds.
-_SEARCH_INDEX_SETTINGS = (("automerge", 8), ("hashsize", 8 * 1024 * 1024))
-
-
 def _tune_search_index(db: sqlite3.Connection) -> None:
-    """Give the search index its settings, writing only those it lacks (a read-only file that has
-    them opens as before)."""
+    """Give a file's search index the settings it lacks (made by an older version), writing only
+    then: a read-only file that has them opens as before."""
     found = dict(db.execute("SELECT k, v FROM records_fts_config").fetchall())
-    missing = [(key, value) for key, value in _SEARCH_INDEX_SETTINGS if found.get(key) != value]
+    missing = [(key, value) for key, value in _schema.SEARCH_INDEX_SETTINGS if found.get(key) != value]
     if not missing:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        for key, value in missing:
-            db.execute("INSERT INTO records_fts (records_fts, rank) VALUES (?, ?)", (key, value))
+        _schema.set_search_index(db, missing)
     except BaseException:
         db.execute("ROLLBACK")
         raise
