@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 VERSION = 2
@@ -149,6 +150,12 @@ _SUMMARY_TABLES = (
     "latency_day",
 )
 
+# The search index's settings (kept in the file): a fold's pending index data (a thousand
+# records, a few MB of text) is written as one segment instead of several, and segments are merged
+# eight at a time instead of four, so less of each fold goes into rewriting older segments. Neither
+# changes what a search finds.
+SEARCH_INDEX_SETTINGS = (("automerge", 8), ("hashsize", 8 * 1024 * 1024))
+
 # Latency histograms: bin i holds durations in [R**i, R**(i+1)) ms, R = 1.1; a percentile is
 # reported as its bin's geometric middle, so it is within 5% of the true value.
 _RATIO = 1.1
@@ -164,9 +171,28 @@ def _bin_sql(column: str) -> str:
     return f"CAST(ln(MAX({column}, 1.0)) * {_PER_LN!r} AS INTEGER)"
 
 
-_MINUTE = "CAST(strftime('%s', started_at) AS INTEGER) / 60"
+# A batch's rows are copied once into a small temporary table (with each row's minute, the one
+# date parse), and every summary is folded from that copy: scanning `records` itself means visiting
+# a large row per record for each summary.
+_BATCH = (
+    """
+    CREATE TEMP TABLE IF NOT EXISTS fold_batch (
+        seq INTEGER PRIMARY KEY, trace_id TEXT, started_at TEXT, ended_at TEXT, status TEXT, kind TEXT,
+        model TEXT, provider TEXT, prompt_tokens INTEGER, completion_tokens INTEGER, total_tokens INTEGER,
+        cost_usd REAL, duration_ms REAL, ttft_ms REAL, error_type TEXT, error_message TEXT, minute INTEGER
+    )
+    """,
+    "DELETE FROM temp.fold_batch",
+    """
+    INSERT INTO temp.fold_batch
+    SELECT seq, trace_id, started_at, ended_at, status, kind, model, provider, prompt_tokens,
+           completion_tokens, total_tokens, cost_usd, duration_ms, ttft_ms, error_type, error_message,
+           CAST(strftime('%s', started_at) AS INTEGER) / 60
+    FROM records WHERE seq BETWEEN ?1 AND ?2
+    """,
+)
 
-# Each statement folds the rows from seq ? on (one batch, or every row when rebuilding) into a summary.
+# Each statement folds the batch's rows into a summary.
 _SUMMARISE = (
     """
     INSERT INTO traces (trace_id, calls, spans, errors, incomplete, prompt_tokens, completion_tokens,
@@ -175,7 +201,7 @@ _SUMMARISE = (
            SUM(status = 'incomplete'), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),
            COALESCE(SUM(total_tokens), 0), SUM(cost_usd), MIN(started_at), MAX(started_at),
            MAX(COALESCE(ended_at, ''))
-    FROM records NOT INDEXED WHERE seq BETWEEN ?1 AND ?2 GROUP BY trace_id
+    FROM temp.fold_batch WHERE true GROUP BY trace_id
     ON CONFLICT (trace_id) DO UPDATE SET
         calls = calls + excluded.calls,
         spans = spans + excluded.spans,
@@ -193,24 +219,24 @@ _SUMMARISE = (
     """,
     """
     INSERT OR IGNORE INTO trace_values (trace_id, kind, value)
-    SELECT trace_id, 'model', model FROM records WHERE seq BETWEEN ?1 AND ?2 AND model <> ''
-    UNION SELECT trace_id, 'provider', provider FROM records WHERE seq BETWEEN ?1 AND ?2 AND provider <> ''
-    UNION SELECT trace_id, 'kind', kind FROM records WHERE seq BETWEEN ?1 AND ?2
-    UNION SELECT r.trace_id, 'tag', g.tag FROM record_tags AS g JOIN records AS r ON r.seq = g.seq
+    SELECT trace_id, 'model', model FROM temp.fold_batch WHERE model <> ''
+    UNION SELECT trace_id, 'provider', provider FROM temp.fold_batch WHERE provider <> ''
+    UNION SELECT trace_id, 'kind', kind FROM temp.fold_batch
+    UNION SELECT r.trace_id, 'tag', g.tag FROM record_tags AS g JOIN temp.fold_batch AS r ON r.seq = g.seq
           WHERE g.seq BETWEEN ?1 AND ?2
     """,
     """
     INSERT OR IGNORE INTO facets (kind, value)
-    SELECT 'model', model FROM records WHERE seq BETWEEN ?1 AND ?2 AND model <> ''
-    UNION SELECT 'provider', provider FROM records WHERE seq BETWEEN ?1 AND ?2 AND provider <> ''
+    SELECT 'model', model FROM temp.fold_batch WHERE model <> ''
+    UNION SELECT 'provider', provider FROM temp.fold_batch WHERE provider <> ''
     UNION SELECT 'tag', tag FROM record_tags WHERE seq BETWEEN ?1 AND ?2
     """,
     *(
         f"""
     INSERT INTO stats_{unit} ({unit}, model, calls, errors, tokens, cost_usd)
-    SELECT {_MINUTE}{divisor} AS m, COALESCE(model, '') AS mo, COUNT(*), SUM(status = 'error'),
+    SELECT minute{divisor} AS m, COALESCE(model, '') AS mo, COUNT(*), SUM(status = 'error'),
            COALESCE(SUM(total_tokens), 0), SUM(cost_usd)
-    FROM records WHERE seq BETWEEN ?1 AND ?2 AND kind = 'llm' AND m IS NOT NULL GROUP BY m, mo
+    FROM temp.fold_batch WHERE kind = 'llm' AND m IS NOT NULL GROUP BY m, mo
     ON CONFLICT ({unit}, model) DO UPDATE SET
         calls = calls + excluded.calls,
         errors = errors + excluded.errors,
@@ -221,11 +247,11 @@ _SUMMARISE = (
     """
         for unit, divisor in (("minute", ""), ("hour", " / 60"))
     ),
-    f"""
+    """
     INSERT INTO errors_hour (hour, error_type, message, n, last_at)
-    SELECT {_MINUTE} / 60 AS h, COALESCE(error_type, '') AS et, COALESCE(error_message, '') AS em,
+    SELECT minute / 60 AS h, COALESCE(error_type, '') AS et, COALESCE(error_message, '') AS em,
            COUNT(*), MAX(started_at)
-    FROM records WHERE seq BETWEEN ?1 AND ?2 AND status = 'error' AND h IS NOT NULL GROUP BY h, et, em
+    FROM temp.fold_batch WHERE status = 'error' AND h IS NOT NULL GROUP BY h, et, em
     ON CONFLICT (hour, error_type, message) DO UPDATE SET
         n = n + excluded.n,
         last_at = MAX(last_at, excluded.last_at)
@@ -234,12 +260,12 @@ _SUMMARISE = (
         f"""
     INSERT INTO latency_{unit} ({unit}, model, metric, bin, n)
     SELECT t, mo, metric, b, COUNT(*) FROM (
-        SELECT {_MINUTE} / {minutes} AS t, COALESCE(model, '') AS mo, 0 AS metric,
+        SELECT minute / {minutes} AS t, COALESCE(model, '') AS mo, 0 AS metric,
                {_bin_sql("duration_ms")} AS b
-        FROM records WHERE seq BETWEEN ?1 AND ?2 AND kind = 'llm' AND duration_ms IS NOT NULL
+        FROM temp.fold_batch WHERE kind = 'llm' AND duration_ms IS NOT NULL
         UNION ALL
-        SELECT {_MINUTE} / {minutes}, COALESCE(model, ''), 1, {_bin_sql("ttft_ms")}
-        FROM records WHERE seq BETWEEN ?1 AND ?2 AND kind = 'llm' AND ttft_ms IS NOT NULL
+        SELECT minute / {minutes}, COALESCE(model, ''), 1, {_bin_sql("ttft_ms")}
+        FROM temp.fold_batch WHERE kind = 'llm' AND ttft_ms IS NOT NULL
     ) WHERE t IS NOT NULL GROUP BY t, mo, metric, b
     ON CONFLICT ({unit}, model, metric, bin) DO UPDATE SET n = n + excluded.n
     """
@@ -250,8 +276,11 @@ _SUMMARISE = (
 
 def summarise(db: sqlite3.Connection, first: int, last: int) -> None:
     """Fold the records of seq `first` to `last` into the summaries (inside the caller's transaction)."""
+    for statement in _BATCH:
+        db.execute(statement, (first, last) if "?" in statement else ())
     for statement in _SUMMARISE:
-        db.execute(statement, (first, last))
+        db.execute(statement, (first, last) if "?" in statement else ())
+    db.execute("DELETE FROM temp.fold_batch")
     db.execute("UPDATE summary_state SET upto = MAX(upto, ?)", (last,))
 
 
@@ -351,6 +380,13 @@ def _new_summaries(db: sqlite3.Connection) -> None:
     for table in _SUMMARY_TABLES:
         db.execute(f"DROP TABLE IF EXISTS {table}")
     _run_script(db, _SUMMARIES)
+    set_search_index(db, SEARCH_INDEX_SETTINGS)
+
+
+def set_search_index(db: sqlite3.Connection, settings: Sequence[tuple[str, int]]) -> None:
+    """Store FTS5 settings in the search index (inside the caller's transaction)."""
+    for key, value in settings:
+        db.execute("INSERT INTO records_fts (records_fts, rank) VALUES (?, ?)", (key, value))
 
 
 def _build_summaries(db: sqlite3.Connection) -> None:

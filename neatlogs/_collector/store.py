@@ -247,6 +247,22 @@ def _index(
     _fold(db, _entries(pairs))
 
 
+def _tune_search_index(db: sqlite3.Connection) -> None:
+    """Give a file's search index the settings it lacks (made by an older version), writing only
+    then: a read-only file that has them opens as before."""
+    found = dict(db.execute("SELECT k, v FROM records_fts_config").fetchall())
+    missing = [(key, value) for key, value in _schema.SEARCH_INDEX_SETTINGS if found.get(key) != value]
+    if not missing:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        _schema.set_search_index(db, missing)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 # ---------------------------------------------------------------- percentiles
 
 
@@ -362,6 +378,7 @@ class RecordStore:
             # them cached (instead of 2) keeps ingest from slowing down as the file grows.
             db.execute("PRAGMA cache_size=-65536")
             migrate(db)
+            _tune_search_index(db)
             # A read-only file opens and reads fine; only a write tells. Nothing is left behind.
             db.execute("BEGIN IMMEDIATE")
             try:
