@@ -13,6 +13,8 @@ from ._config import check_optional_limit
 from ._context import trace
 from ._pricing import get_prices, set_prices
 from .llm import LLMTracker
+from .spans.observe import observe
+from .spans.span import span
 
 __version__ = "0.1.0"
 __all__ = [
@@ -23,8 +25,10 @@ __all__ = [
     "get_conversation_history",
     "get_prices",
     "init",
+    "observe",
     "set_prices",
     "shutdown",
+    "span",
     "stats",
     "trace",
 ]

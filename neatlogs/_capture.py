@@ -206,7 +206,8 @@ def _check_limit(value: Any, name: str, minimum: int, unit: str) -> int | None:
 # included) is left out of a metadata record until it is listed here.
 _METADATA_FIELDS = frozenset(
     {
-        "id", "trace_id", "provider", "operation", "model", "response_model", "finish_reason", "stream",
+        "id", "trace_id", "parent_id", "kind", "name", "provider", "operation", "model", "response_model",
+        "finish_reason", "stream",
         "usage", "cost_usd", "tags", "started_at", "ended_at", "duration_ms", "ttft_ms", "status", "error",
         "request_id", "response_id", "server_address", "server_port", "system_fingerprint", "service_tier",
         "rate_limit", "capture", "provider_name", "azure_deployment", "azure_api_version", "input_count",
@@ -285,6 +286,10 @@ def strip_content(record: Mapping[str, Any]) -> dict[str, Any]:
             if key in request:
                 kept[key] = _names_only(request[key])
     stripped["request"] = kept
+    error = record.get("error")
+    if record.get("kind") == "span" and isinstance(error, Mapping):
+        # A step's error message is the application's own text: only its type is metadata.
+        stripped["error"] = {"type": error.get("type")}
     stripped["capture"] = METADATA
     return stripped
 

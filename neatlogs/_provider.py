@@ -24,6 +24,8 @@ from ._patch._patchset import PatchSet
 from ._patch.streams import finalise
 from ._record import CallRecord, Reader
 from ._recorder import Recorder, Sink, submit
+from .spans import routes as span_routes
+from .spans.context import CURRENT_SPAN
 
 _no_endpoint_logged = threading.Event()
 
@@ -137,9 +139,10 @@ class Instrumentation:
         }
         pipeline = Pipeline(api_key, endpoint, history_size, otel, tracer_provider, meter_provider, options)
         self._history = pipeline.history
-        self._recorder = Recorder(
-            trace_id, tag_tuple, [pipeline.history, *pipeline.sinks], client, pipeline.capture
-        )
+        sinks = [pipeline.history, *pipeline.sinks]
+        self._recorder = Recorder(trace_id, tag_tuple, sinks, client, pipeline.capture)
+        # Spans made while this provider traces go to its sinks too, whichever client it filters on.
+        self._span_recorder: Recorder | None = Recorder(trace_id, tag_tuple, sinks, None, pipeline.capture)
 
     @classmethod
     def _attached(cls, trace_id: str, tags: tuple[str, ...], history: History, sinks: list[Sink]) -> Any:
@@ -150,6 +153,7 @@ class Instrumentation:
         self = cls.__new__(cls)
         self._history = History(history.capacity, history.capture)
         self._recorder = Recorder(trace_id, tags, [self._history, history, *sinks], capture=history.capture)
+        self._span_recorder = None  # the tracker routes spans to its own history and sinks, once
         return self
 
     def _check_client(self, client: Any) -> None:
@@ -176,6 +180,8 @@ class Instrumentation:
             ) from exc
         self._patches = self._select_patches()
         self._patches.subscribe(self._recorder)
+        if self._span_recorder is not None:
+            span_routes.add(self._span_recorder)
 
     def _select_patches(self) -> PatchSet:
         """The patch set that fits the installed SDK version."""
@@ -191,6 +197,7 @@ class Instrumentation:
             operation, reader, request = self._describe_failure(dict(kwargs or {}))
             record = CallRecord(self._sdk_name, operation, reader, request, bool(request.get("stream")))
             record.scope = CURRENT_SCOPE.get()
+            record.parent = CURRENT_SPAN.get()
             record.client = self._recorder.client  # a provider's own failure: whichever client it traces
             record.route = (self._recorder,)
             finalise(record, submit, "error", e)
@@ -200,6 +207,8 @@ class Instrumentation:
     def undo_override(self) -> None:
         """Stop tracing; once no provider traces the SDK, its original functions are restored."""
         self._patches.unsubscribe(self._recorder)
+        if self._span_recorder is not None:
+            span_routes.remove(self._span_recorder)
 
     def get_conversation_history(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Copies of this provider's records, oldest first; `limit` keeps the most recent N."""

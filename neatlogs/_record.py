@@ -23,6 +23,7 @@ from ._capture import DEFAULT_SETTINGS, FULL, METADATA, CaptureSettings, build_v
 from ._log import log_internal_error
 from ._ratelimit import headers_of, rate_limit_from_headers
 from ._redact import mask_secrets
+from .spans.context import SpanNode
 
 # A provider-specific function that reads what a call kept and returns contract fields.
 Reader = Callable[["CallRecord"], dict[str, Any]]
@@ -120,6 +121,7 @@ class CallRecord:
         "finished",
         "is_copy",
         "operation",
+        "parent",
         "prices",
         "provider",
         "quick",
@@ -130,6 +132,7 @@ class CallRecord:
         "route",
         "sampled",
         "scope",
+        "span",
         "started_ns",
         "status",
         "stream",
@@ -169,6 +172,8 @@ class CallRecord:
         self.tags: tuple[str, ...] = ()
         self.context: Any = None
         self.scope: tuple[str | None, tuple[str, ...]] | None = None  # from `neatlogs.trace(...)`
+        self.parent: SpanNode | None = None  # the innermost span open when the call was made
+        self.span: SpanNode | None = None  # set on a span's own record (`neatlogs.spans`)
         self.prices = _pricing.PRICES  # the price table when the call was made, used when it is converted
         self.capture: CaptureSettings = DEFAULT_SETTINGS  # set by the recorder that delivers the record
         self.is_copy = False
@@ -214,6 +219,7 @@ class CallRecord:
             self.stream,
         )
         twin.client, twin.context, twin.scope, twin.error = self.client, self.context, self.scope, self.error
+        twin.parent, twin.span = self.parent, self.span
         twin.status, twin.finished, twin.trace_id, twin.tags = (
             self.status,
             self.finished,
@@ -407,9 +413,12 @@ class CallRecord:
     def _base(self) -> dict[str, Any]:
         end = self.t_end if self.t_end is not None else self.t_start
         duration_ns = end - self.t_start
-        return {
-            "id": uuid.uuid4().hex,
+        span, parent = self.span, self.parent
+        base = {
+            "id": span.id if span is not None else uuid.uuid4().hex,
             "trace_id": self.trace_id,
+            "parent_id": parent.id if parent is not None else None,
+            "kind": "span" if span is not None else "llm",
             "provider": self.provider,
             "operation": self.operation,
             "model": None,
@@ -431,6 +440,9 @@ class CallRecord:
             "error": error_info(self.error) if self.error is not None else None,
             "rate_limit": None,
         }
+        if span is not None:
+            base["name"] = span.name
+        return base
 
     def _build(self) -> dict[str, Any]:
         record = self._base()

@@ -63,7 +63,13 @@ class Recorder:
         record.capture = self.capture
         rate = self.sample_rate
         # Errors are always kept; a sampled-out call still counts in neatlogs.stats() and stays in histories.
-        sampled = rate >= 1.0 or record.status == "error" or (rate > 0.0 and random.random() < rate)
+        # Spans are kept too: they are the tree the sampled calls hang from.
+        sampled = (
+            rate >= 1.0
+            or record.status == "error"
+            or record.span is not None
+            or (rate > 0.0 and random.random() < rate)
+        )
         record.sampled = sampled
         for sink in self._always:
             try:

@@ -274,6 +274,8 @@ class UsageStats:
                 latest: dict[str, CallRecord] = {}
                 with self._lock:
                     for record in batch:
+                        if record.span is not None:  # a step, not an LLM call: nothing to count
+                            continue
                         try:
                             tally = record.tally()
                             model = tally[0]

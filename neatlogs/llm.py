@@ -14,6 +14,8 @@ from ._config import check_optional_limit, check_tags, check_trace_id
 from ._history import DEFAULT_HISTORY_SIZE
 from ._log import log_internal_error
 from ._provider import Instrumentation, Pipeline
+from ._recorder import Recorder
+from .spans import routes as span_routes
 
 __all__ = ["LLMTracker"]
 
@@ -47,6 +49,10 @@ class LLMTracker:
         )
         self._history = pipeline.history
         self._sinks = pipeline.sinks
+        # The tracker's spans go to its history and sinks (its providers' own histories hold calls).
+        self._span_recorder = Recorder(
+            self._trace_id, self._tags, [pipeline.history, *pipeline.sinks], capture=pipeline.capture
+        )
         self._providers: dict[str, Instrumentation] = {}
         self._hooked: set[str] = set()
         self._active = False
@@ -69,6 +75,7 @@ class LLMTracker:
             self._tags = check_tags([*self._tags, *added])
             for provider in self._providers.values():
                 provider._recorder.tags = self._tags
+            self._span_recorder.tags = self._tags
 
     def override_api(self) -> None:
         """Trace every supported SDK that is installed, now or when it is first imported (idempotent)."""
@@ -76,6 +83,7 @@ class LLMTracker:
             if self._active:
                 return
             self._active = True
+            span_routes.add(self._span_recorder)
             for module_name in _PROVIDERS:
                 if module_name not in self._hooked:
                     self._hooked.add(module_name)
@@ -88,6 +96,7 @@ class LLMTracker:
         """Stop tracing; the SDKs' original functions are restored once nothing else traces them."""
         with self._lock:
             self._active = False
+            span_routes.remove(self._span_recorder)
             for provider in self._providers.values():
                 provider.undo_override()
             self._providers.clear()

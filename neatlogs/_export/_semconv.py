@@ -489,3 +489,63 @@ def content_attributes(record: Mapping[str, Any]) -> dict[str, str]:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+# ---- spans: the steps around the calls (contract section 6) ----
+
+TOOL_NAME = "gen_ai.tool.name"
+AGENT_NAME = "gen_ai.agent.name"
+TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
+TOOL_CALL_RESULT = "gen_ai.tool.call.result"
+NEATLOGS_SPAN_KIND = "neatlogs.span.kind"
+NEATLOGS_SPAN_INPUT = "neatlogs.span.input"
+NEATLOGS_SPAN_OUTPUT = "neatlogs.span.output"
+NEATLOGS_SPAN_ATTRIBUTES = "neatlogs.span.attributes"
+# span kind -> (gen_ai.operation.name, the attribute naming the step), where the conventions name one
+_STEP_OPERATIONS = {"tool": ("execute_tool", TOOL_NAME), "agent": ("invoke_agent", AGENT_NAME)}
+
+
+def step_span_name(name: str, kind: str) -> str:
+    """`execute_tool {name}` / `invoke_agent {name}` where the conventions name one, else `{name}`."""
+    operation = _STEP_OPERATIONS.get(kind)
+    return f"{operation[0]} {name}" if operation else name
+
+
+def step_start_attributes(span_id: str, name: str, kind: str) -> dict[str, Any]:
+    """What a step's span carries from its start: its operation, name, kind and record id."""
+    attributes: dict[str, Any] = {NEATLOGS_SPAN_KIND: kind, NEATLOGS_RECORD_ID: span_id}
+    operation = _STEP_OPERATIONS.get(kind)
+    if operation:
+        attributes[OPERATION_NAME] = operation[0]
+        attributes[operation[1]] = name
+    return attributes
+
+
+def step_end_attributes(record: Mapping[str, Any], capture_content: bool) -> dict[str, Any]:
+    """What a step's span gets when its record arrives: trace id, tags, status, error, and (with content
+    capture on) its input, output and attributes as JSON text."""
+    attributes: dict[str, Any] = {}
+    _put(attributes, NEATLOGS_TRACE_ID, record.get("trace_id"))
+    tags = record.get("tags")
+    if isinstance(tags, list) and tags:
+        attributes[NEATLOGS_TAGS] = [str(tag) for tag in tags]
+    _put(attributes, NEATLOGS_STATUS, record.get("status"))
+    _put(attributes, ERROR_TYPE, error_type(record))
+    if not capture_content:
+        return attributes
+    request = record.get("request")
+    completion = record.get("completion")
+    tool = record.get("operation") == "tool"
+    if isinstance(request, Mapping) and "input" in request:
+        text = _dumps(request["input"])
+        attributes[NEATLOGS_SPAN_INPUT] = text
+        if tool:
+            attributes[TOOL_CALL_ARGUMENTS] = text
+    if isinstance(completion, Mapping) and "output" in completion:
+        text = _dumps(completion["output"])
+        attributes[NEATLOGS_SPAN_OUTPUT] = text
+        if tool:
+            attributes[TOOL_CALL_RESULT] = text
+    if isinstance(record.get("attributes"), Mapping):
+        attributes[NEATLOGS_SPAN_ATTRIBUTES] = _dumps(record["attributes"])
+    return attributes

@@ -26,6 +26,7 @@ from .._log import log_internal_error, logger
 from .._record import CallRecord
 from .._redact import mask_secrets
 from .._stats import USAGE
+from ..spans.context import SpanNode
 from . import _semconv as sc
 
 __all__ = ["OTelSink", "configure_otlp", "flush_all_otel", "otel_stats", "shutdown_all_otel"]
@@ -40,6 +41,9 @@ _EXPORT_EVERY = 1.0
 _EXIT_TIMEOUT = 2.0
 # How many recent calls are remembered to give one span per call when several neatlogs providers see it.
 _RECENT_CALLS = 1024
+# Steps (neatlogs spans) whose OpenTelemetry span was started for a child before the step's own record
+# came: bounded, the oldest is ended early rather than kept forever (a step whose record never comes).
+_MAX_OPEN_STEPS = 4096
 _CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _CAPTURE_ON = frozenset({"true", "1", "yes", "span_only", "span_and_event"})
 _SCOPE = "neatlogs"
@@ -132,6 +136,10 @@ class _Worker:
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.recent: OrderedDict[tuple[int, int, int], None] = OrderedDict()
+        # (destination, step id) -> its OpenTelemetry span, open until the step's record comes; then
+        # its span context, for children that arrive late (a stream finished after the step ended).
+        self.open_steps: OrderedDict[tuple[int, str], Any] = OrderedDict()
+        self.ended_steps: OrderedDict[tuple[int, str], Any] = OrderedDict()
         self.counts = {"exported": 0, "skipped": 0, "dropped": 0, "failed": 0}
 
     def put(self, sink: OTelSink, record: CallRecord) -> bool:
@@ -415,6 +423,8 @@ class OTelSink:
         parent = record.context
         if parent is not None and _SUPPRESS_KEY is not None and parent.get(_SUPPRESS_KEY):
             return "skipped"
+        if record.span is not None:
+            return self._export_step(record)
         if self._skip_other and _other_instrumentor_active(record):
             return "skipped"
         # Without content capture the sink reads the metadata view: no prompt or completion text at all.
@@ -433,7 +443,7 @@ class OTelSink:
         # two, and samplers see them all.
         span = self._tracer.start_span(
             sc.span_name(data),
-            context=parent,
+            context=self._parent_of(parent, record.parent),
             kind=SpanKind.CLIENT,
             attributes=sc.span_attributes(data, False),
             start_time=start_ns,
@@ -451,6 +461,63 @@ class OTelSink:
                 span.set_status(Status(StatusCode.ERROR, message))
         span.end(end_time=end_ns)
         self._record_metrics(record, data, trace.set_span_in_context(span, parent))
+        return "exported"
+
+    def _parent_of(self, context: Any, step: SpanNode | None) -> Any:
+        """The context a span made inside neatlogs step `step` hangs from: the step's own span, unless
+        the application opened an OpenTelemetry span inside the step (that one is the nearer parent)."""
+        if step is None:
+            return context
+        if trace.get_current_span(context) is not trace.get_current_span(step.otel_context):
+            return context
+        return trace.set_span_in_context(self._step_span(step), context)
+
+    def _step_span(self, step: SpanNode) -> Any:
+        """The step's OpenTelemetry span: started (with the step's start time) by the first of its
+        children to be exported or by its own record, whichever comes first."""
+        worker = _WORKER
+        key = (self._destination, step.id)
+        span = worker.open_steps.get(key)
+        if span is not None:
+            return span
+        ended = worker.ended_steps.get(key)
+        if ended is not None:
+            return trace.NonRecordingSpan(ended)
+        span = self._tracer.start_span(
+            sc.step_span_name(step.name, step.kind),
+            context=self._parent_of(step.otel_context, step.parent),
+            kind=SpanKind.INTERNAL,
+            attributes=sc.step_start_attributes(step.id, step.name, step.kind),
+            start_time=step.started_ns,
+        )
+        worker.open_steps[key] = span
+        if len(worker.open_steps) > _MAX_OPEN_STEPS:
+            old_key, old_span = worker.open_steps.popitem(last=False)
+            old_span.end()
+            _remember_ended(old_key, old_span)
+        return span
+
+    def _export_step(self, record: CallRecord) -> str:
+        step = record.span
+        assert step is not None
+        if _WORKER.seen((record.t_start, record.started_ns, self._destination)):
+            return "skipped"
+        data = record.to_dict() if self._capture_content else record.metadata_dict()
+        span = self._step_span(step)
+        key = (self._destination, step.id)
+        _WORKER.open_steps.pop(key, None)
+        if key in _WORKER.ended_steps:  # ended early (see _MAX_OPEN_STEPS)
+            return "skipped"
+        end_ns = record.started_ns + record.duration_ns
+        if span.is_recording():
+            span.set_attributes(sc.step_end_attributes(data, self._capture_content))
+            if data.get("status") == "error":
+                span.add_event(
+                    "exception", _exception_attributes(record, data, self._capture_content), timestamp=end_ns
+                )
+                span.set_status(Status(StatusCode.ERROR, _error_message(data)))
+        span.end(end_time=end_ns)
+        _remember_ended(key, span)
         return "exported"
 
     def _record_metrics(self, record: CallRecord, data: dict[str, Any], span_context: Any) -> None:
@@ -477,6 +544,13 @@ class OTelSink:
                     gauge.set(
                         remaining, {**attributes, "neatlogs.rate_limit.kind": kind}, context=span_context
                     )
+
+
+def _remember_ended(key: tuple[int, str], span: Any) -> None:
+    ended = _WORKER.ended_steps
+    ended[key] = span.get_span_context()
+    if len(ended) > _RECENT_CALLS:
+        ended.popitem(last=False)
 
 
 def _error_message(data: dict[str, Any]) -> str:

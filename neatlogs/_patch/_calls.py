@@ -13,6 +13,7 @@ from .._context import CURRENT_SCOPE, IN_TRACED_CALL
 from .._log import log_internal_error
 from .._record import CallRecord, Quick, RawChunks, Reader
 from .._recorder import submit
+from ..spans.context import CURRENT_SPAN
 from ._patchset import PatchSet
 from .streams import Compact, Finish, TracedAsyncStream, TracedStream, finalise
 
@@ -78,6 +79,7 @@ class CallKind:
             record.quick = self.quick
             record.context = current  # the parent of this call's span, whichever thread exports it
             record.scope = CURRENT_SCOPE.get()
+            record.parent = CURRENT_SPAN.get()
             return record, args
         except Exception:
             log_internal_error(f"starting a {self.provider} {self.operation} record")

@@ -1,0 +1,227 @@
+"""`neatlogs.span(...)`: one step around the calls (a tool, an agent, a task) as a record of its own.
+
+On the caller's thread a span only takes timestamps, keeps references (its input, output and
+attributes) and, when it ends, queues its record like a finished call. Turning the input and output
+into JSON, masking, cutting and redacting them happens off that thread, by the same rules as a call's
+content (`_capture.build_view`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import time
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import context as otel_context
+
+from .._config import check_tags
+from .._context import CURRENT_SCOPE
+from .._jsonsafe import to_jsonable
+from .._log import log_internal_error
+from .._record import CallRecord
+from .._recorder import submit
+from . import routes
+from .context import CURRENT_SPAN, KINDS, SpanNode, leave
+
+__all__ = ["Span", "span"]
+
+_NOTHING: Any = object()
+_KINDS_TEXT = ", ".join(repr(kind) for kind in KINDS)
+
+
+def check_kind(kind: Any) -> str:
+    """`kind` if it is one of the span kinds; else a TypeError/ValueError listing them."""
+    if not isinstance(kind, str):
+        raise TypeError(f"kind must be one of {_KINDS_TEXT}; got {type(kind).__name__}: {kind!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {_KINDS_TEXT}; got {kind!r}")
+    return kind
+
+
+def check_name(name: Any) -> str:
+    """`name` if it is a non-empty string; else a TypeError/ValueError saying so."""
+    if not isinstance(name, str):
+        raise TypeError(f"a span's name must be a non-empty string, got {type(name).__name__}: {name!r}")
+    if not name.strip():
+        raise ValueError("a span's name must be a non-empty string, got an empty one")
+    return name
+
+
+class _Content:
+    """What a span keeps for its record until the record is converted (off the caller's thread)."""
+
+    __slots__ = ("args", "attributes", "input", "kwargs", "output", "signature")
+
+    def __init__(self, value: Any) -> None:
+        self.input = value
+        self.output: Any = _NOTHING
+        self.attributes: dict[str, Any] | None = None
+        self.signature: inspect.Signature | None = None  # set by `observe`: input is bound from args
+        self.args: tuple[Any, ...] = ()
+        self.kwargs: dict[str, Any] = {}
+
+    def bound_input(self) -> Any:
+        signature = self.signature
+        if signature is None:
+            return self.input
+        try:
+            arguments = dict(signature.bind_partial(*self.args, **self.kwargs).arguments)
+        except TypeError:  # the call did not fit the signature (it raised TypeError itself)
+            return {"args": list(self.args), "kwargs": self.kwargs}
+        first = next(iter(signature.parameters), None)
+        if first in ("self", "cls"):
+            arguments.pop(first, None)
+        return arguments
+
+
+def _read_span(record: CallRecord) -> dict[str, Any]:
+    """The span's fields of its record dict (contract section 6); runs once, off the caller's thread."""
+    fields: dict[str, Any] = {
+        "model": "",
+        "request": {},
+        "prompt": None,
+        "completion": None,
+        "choices": [],
+        "rate_limit": None,  # no HTTP answer to read headers from
+    }
+    content = record.response
+    if isinstance(content, _Content):
+        value = content.bound_input()
+        if value is not _NOTHING:
+            fields["request"] = {"input": to_jsonable(value)}
+        if content.output is not _NOTHING:
+            fields["completion"] = {"output": to_jsonable(content.output)}
+        if content.attributes:
+            fields["attributes"] = to_jsonable(content.attributes)
+    return fields
+
+
+class Span:
+    """An open step: `set_output`, `set_attribute`, `id`. Made by `neatlogs.span(...)` and `observe`."""
+
+    __slots__ = ("_content", "_kind", "_name", "_node", "_record", "_tags")
+
+    def __init__(self, name: str, kind: str, value: Any, tags: tuple[str, ...]) -> None:
+        self._name = name
+        self._kind = kind
+        self._content = _Content(value)
+        self._tags = tags
+        self._record: CallRecord | None = None
+        self._node: SpanNode | None = None
+
+    @property
+    def id(self) -> str:
+        """The span's record id: the `parent_id` of the records made inside it ("" before it starts)."""
+        node = self._node
+        return node.id if node is not None else ""
+
+    @property
+    def name(self) -> str:
+        """The step's name."""
+        return self._name
+
+    def set_output(self, value: Any) -> None:
+        """Record `value` as the step's output (made JSON-safe later, off this thread)."""
+        self._content.output = value
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Keep `key: value` in the record's `attributes` (made JSON-safe later, off this thread)."""
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"set_attribute: key must be a non-empty string, got {key!r}")
+        attributes = self._content.attributes
+        if attributes is None:
+            attributes = self._content.attributes = {}
+        attributes[key] = value
+
+    # ---- lifecycle (caller's thread: timestamps and references only) ----
+
+    def _start(self) -> SpanNode:
+        record = CallRecord("neatlogs", self._kind, _read_span, {}, False)
+        parent = CURRENT_SPAN.get()
+        scope = CURRENT_SCOPE.get()
+        if self._tags:
+            scope_id, scope_tags = scope if scope is not None else (None, ())
+            scope = (scope_id, scope_tags + tuple(t for t in self._tags if t not in scope_tags))
+        node = SpanNode(
+            f"{random.getrandbits(128):032x}",
+            self._name,
+            self._kind,
+            parent,
+            record.started_ns,
+            otel_context.get_current(),
+        )
+        record.span = node
+        record.parent = parent
+        record.scope = scope
+        record.context = node.otel_context
+        record.response = self._content
+        self._record = record
+        self._node = node
+        return node
+
+    def _end(self, status: str, error: BaseException | None) -> None:
+        record = self._record
+        if record is None or record.finished:
+            return
+        record.t_end = time.perf_counter_ns()
+        record.finished = True
+        record.status = status
+        record.error = error
+        route = routes.ROUTE
+        if route:
+            record.route = route
+            submit(record)
+
+    def __del__(self) -> None:
+        # Left open (the code that held it died without exiting it): end it, never touching the
+        # contextvar of whatever context collects it.
+        try:
+            record = self._record
+            if record is not None and not record.finished:
+                self._end("incomplete", None)
+        except Exception:
+            log_internal_error("ending an abandoned span")
+
+    # ---- with / async with ----
+
+    def __enter__(self) -> Span:
+        if self._node is not None:
+            raise RuntimeError("a neatlogs span can be entered once; make a new one with neatlogs.span()")
+        node = self._start()
+        CURRENT_SPAN.set(node)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        node = self._node
+        if node is not None:
+            leave(node)
+        if exc is None:
+            self._end("success", None)
+        elif isinstance(exc, GeneratorExit):  # a generator closed while inside this block
+            self._end("incomplete", None)
+        else:
+            self._end("error", exc)
+
+    async def __aenter__(self) -> Span:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def span(
+    name: str, kind: str = "task", input: Any = None, tags: list[Any] | tuple[Any, ...] | None = None
+) -> Span:
+    """A step around the calls, as `with` / `async with`: `with neatlogs.span("search", kind="tool") as s:`.
+
+    `kind` is one of "tool", "agent", "task", "retrieval", "workflow". `input` and `s.set_output(...)`
+    become the record's `request.input` and `completion.output`; `tags` add to the tracker's. Records
+    made inside the block (LLM calls, inner spans) get this span's id as their `parent_id`.
+    """
+    return Span(check_name(name), check_kind(kind), _NOTHING if input is None else input, check_tags(tags))
