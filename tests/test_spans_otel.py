@@ -1,4 +1,4 @@
-"""Spans in OpenTelemetry: one span per step, named by the GenAI conventions, with the calls inside as children."""
+"""Spans in OpenTelemetry: a span per step, named by the GenAI conventions, the calls inside as children."""
 
 from __future__ import annotations
 
@@ -104,9 +104,12 @@ def test_a_step_inside_an_application_span_hangs_from_it(
 ) -> None:
     make_tracker()
     tracer = exported.provider.get_tracer("app")
-    with tracer.start_as_current_span("http request") as request_span, neatlogs.span("handler") as step:
-        with tracer.start_as_current_span("db query"):
-            _ask(client)  # nearer parent: the application's own span opened inside the step
+    with (
+        tracer.start_as_current_span("http request") as request_span,
+        neatlogs.span("handler") as step,
+        tracer.start_as_current_span("db query"),
+    ):
+        _ask(client)  # nearer parent: the application's own span opened inside the step
     spans = exported.spans()
     assert _parent(spans["handler"]) == request_span.get_span_context().span_id
     assert _parent(spans[f"chat {MODEL}"]) == spans["db query"].context.span_id
