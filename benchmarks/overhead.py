@@ -15,6 +15,10 @@ openai 3.x can measure faster than not tracing: the tap hands the SDK's line spl
 the SDK as a list, which the SDK then walks faster than its own lazy split; the second is the
 figure to hold against the targets.
 
+The `observe` rows time an empty function: untraced, the plain function; traced, the same function
+decorated with `@neatlogs.observe` while neatlogs traces (each call records a span); `span` rows the
+same for an empty `with neatlogs.span(...)` block.
+
 Rows: the default setup (history only, no endpoint), `--otel` (an OpenTelemetry SDK installed and the
 OTel sink on), `--exporter` (an endpoint set: records shipped to `neatlogs serve` running in another
 process; spans go to a `BatchSpanProcessor` whose exporter lets them go). Columns: wall-clock time
@@ -49,7 +53,9 @@ try:  # openai 3.x is built on httpx2, 1.x and 2.x on httpx
 except ImportError:
     import httpx as httpx_mod
 
+import neatlogs
 from neatlogs.openai import OpenAIProvider
+from neatlogs.spans import routes as span_routes
 
 MESSAGES = [{"role": "user", "content": "Say hello in twenty words."}]
 
@@ -301,6 +307,27 @@ def _run(args: argparse.Namespace, endpoint: str | None) -> None:
 
         return read
 
+    def empty(x: int = 1) -> int:
+        return x
+
+    observed = neatlogs.observe(kind="tool")(empty)
+
+    async def async_empty(x: int = 1) -> int:
+        return x
+
+    async_observed = neatlogs.observe(kind="tool")(async_empty)
+
+    def empty_block() -> None:
+        pass
+
+    def span_block() -> None:
+        with neatlogs.span("step", kind="tool"):
+            pass
+
+    # While the provider traces, span routes are set: the traced round runs the observed function.
+    def tracing() -> bool:
+        return bool(span_routes.ROUTE)
+
     chunks = f"{args.chunks} chunks"
     cases: list[tuple[str, Callable[[int], Timing]]] = [
         ("sync", lambda n: _time_sync(sync_call, n)),
@@ -312,6 +339,12 @@ def _run(args: argparse.Namespace, endpoint: str | None) -> None:
             f"async stream ({chunks}, a read each)",
             lambda n: _time_async(loop, async_stream(async_reads), n),
         ),
+        ("observe: empty sync function", lambda n: _time_sync(observed if tracing() else empty, n)),
+        (
+            "observe: empty async function",
+            lambda n: _time_async(loop, async_observed if tracing() else async_empty, n),
+        ),
+        ("span: empty with block", lambda n: _time_sync(span_block if tracing() else empty_block, n)),
     ]
     setups: list[tuple[str, dict[str, Any]]] = [("history only (no endpoint)", {"otel": False})]
     if args.otel:
@@ -371,8 +404,6 @@ def _run(args: argparse.Namespace, endpoint: str | None) -> None:
                 row = {"setup": setup_name, "call": name, "base": base, "traced": with_neatlogs}
                 print(json.dumps({**row, "added": statistics.median(added)}))
     if endpoint:
-        import neatlogs
-
         neatlogs.flush(timeout=30)
         counters = neatlogs.stats()
         say(

@@ -4,7 +4,8 @@
 streamed `tool_calls`, tool results sent back, final answer) and streams it to the caller as
 `text/event-stream` events: `tool_call`, `tool_result`, `token` and `done`. Every model call of one
 conversation is traced under one trace id, the conversation id, and the records show the tool calls
-the model made and the tool results it was given.
+the model made and the tool results it was given. The agent and its tool are spans
+(`neatlogs.observe`): the records form a tree, the agent's step holding its model calls and tool runs.
 
 Runs offline against neatlogs' bundled fake OpenAI server; set OPENAI_API_KEY to use the real API.
 
@@ -52,6 +53,7 @@ WEATHER_TOOL: ChatCompletionToolParam = {
 }
 
 
+@neatlogs.observe(kind="tool")
 def get_weather(city: str) -> dict[str, Any]:
     """A stand-in for a weather API: the same answer for the same city."""
     seed = sum(map(ord, city))
@@ -69,25 +71,25 @@ def call_tool(name: str, arguments: str) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+@neatlogs.observe(kind="agent", name="weather-agent", capture_input=False)
 async def agent(
     client: AsyncOpenAI, question: str, conversation_id: str, max_steps: int = 5
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """Answer `question`, using tools as needed; yields (event, data) pairs as they happen."""
+    """Answer `question`, using tools as needed; yields (event, data) pairs as they happen.
+
+    Run it with `conversation(...)`, which puts each of its steps in the conversation's trace."""
     messages: list[ChatCompletionMessageParam] = [
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": question},
     ]
     for _ in range(max_steps):
-        # One block per call, not one around the loop: a `with` spanning a `yield` would be left
-        # by whichever task finally closes this generator.
-        with neatlogs.trace(conversation_id):
-            stream = await client.chat.completions.create(
-                model=MODEL,
-                messages=messages,
-                tools=[WEATHER_TOOL],
-                stream=True,
-                stream_options={"include_usage": True},
-            )
+        stream = await client.chat.completions.create(
+            model=MODEL,
+            messages=messages,
+            tools=[WEATHER_TOOL],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
         async with stream:
@@ -129,6 +131,24 @@ async def agent(
     yield "error", {"message": f"no answer after {max_steps} model calls"}
 
 
+async def conversation(
+    client: AsyncOpenAI, question: str, conversation_id: str
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """`agent`'s events, each of its steps run inside the conversation's trace.
+
+    One `neatlogs.trace` block per step, not one around the loop: a `with` spanning a `yield` would
+    be left by whichever task finally closes this generator.
+    """
+    steps = agent(client, question, conversation_id)
+    while True:
+        with neatlogs.trace(conversation_id):
+            try:
+                event = await steps.__anext__()
+            except StopAsyncIteration:
+                return
+        yield event
+
+
 def create_app(**client_options: Any) -> Starlette:
     """The ASGI app; `client_options` (base_url, api_key, ...) go to the `AsyncOpenAI` client."""
 
@@ -144,7 +164,7 @@ def create_app(**client_options: Any) -> Starlette:
         client = request.app.state.client
 
         async def events() -> AsyncIterator[str]:
-            async for event, data in agent(client, body["message"], conversation_id):
+            async for event, data in conversation(client, body["message"], conversation_id):
                 yield f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -183,6 +203,21 @@ def ask(url: str, message: str, conversation_id: str | None = None) -> Iterator[
                 yield event, json.loads(line.removeprefix("data:"))
 
 
+def print_tree(records: list[dict[str, Any]], parent: str | None = None, depth: int = 0) -> None:
+    """Print records as the tree their `parent_id`s make, each level in the order it started."""
+    children = sorted((r for r in records if r.get("parent_id") == parent), key=lambda r: r["started_at"])
+    for record in children:
+        if record.get("kind") == "span":
+            line = f"{record['operation']} {record['name']}"
+        else:
+            tool_calls = (record["completion"] or {}).get("tool_calls") or []
+            asked = ", ".join(f"{c['function']['name']}({c['function']['arguments']})" for c in tool_calls)
+            tokens = (record["usage"] or {}).get("total_tokens")
+            line = f"llm {record['model']} finish={record['finish_reason']} tokens={tokens} {asked}"
+        print(f"  {'  ' * depth}{record['status']:<8} {record['duration_ms']:6.1f} ms  {line}")
+        print_tree(records, record["id"], depth + 1)
+
+
 def main() -> None:
     neatlogs.init(tags=["agent"])
     with contextlib.ExitStack() as stack:
@@ -210,14 +245,9 @@ def main() -> None:
                 print(f"  [{event}] {json.dumps(data)}")
 
     records = [r for r in neatlogs.get_conversation_history() if r["trace_id"] == conversation_id]
-    print(f"\n{len(records)} model calls recorded under trace {conversation_id}:")
-    for record in records:
-        tool_calls = (record["completion"] or {}).get("tool_calls") or []
-        asked = ", ".join(f"{c['function']['name']}({c['function']['arguments']})" for c in tool_calls)
-        print(
-            f"  {record['status']:<8} finish={record['finish_reason']:<10} "
-            f"tokens={(record['usage'] or {}).get('total_tokens')} {record['duration_ms']:.0f} ms  {asked}"
-        )
+    calls = [r for r in records if r.get("kind", "llm") == "llm"]
+    print(f"\n{len(calls)} model calls recorded under trace {conversation_id}, as a tree of steps:")
+    print_tree(records)
     neatlogs.flush(timeout=10)  # no-op unless NEATLOGS_ENDPOINT is set
 
 

@@ -3,6 +3,8 @@
 Every generation is one traced call with its own trace id, tagged with its request's category
 (`neatlogs.trace(tags=[category])`), so the records can be grouped per category: calls, tokens,
 cost and latency. A reply the validator rejects is still in the records, as the model sent it.
+Each generation is a span (`neatlogs.observe`) holding its model call and its validation step, so
+a rejected tweet shows which step failed and why.
 
 Runs offline against neatlogs' bundled fake OpenAI server; set OPENAI_API_KEY to use the real API
 (and NEATLOGS_ENDPOINT to send the records to a collector).
@@ -49,6 +51,7 @@ class Tweet:
     trace_id: str
 
 
+@neatlogs.observe(kind="task")
 def validate_tweet(text: str | None) -> str:
     """The reply without surrounding quotes and space; InvalidTweet if empty, too long or with hashtags."""
     tweet = (text or "").strip().strip('"').strip()
@@ -88,11 +91,15 @@ class TweetGenerator:
         """One tweet; raises InvalidTweet when the reply does not pass `validate_tweet`."""
         await self._limiter.wait()
         with neatlogs.trace(tags=[category]) as trace_id:
-            response = await self._client.chat.completions.create(
-                model=self._model,
-                messages=[{"role": "user", "content": PROMPT.format(topic=topic, category=category)}],
-                temperature=0.9,
-            )
+            return await self._write(category, topic, trace_id)
+
+    @neatlogs.observe(kind="workflow", name="write-tweet")
+    async def _write(self, category: str, topic: str, trace_id: str) -> Tweet:
+        response = await self._client.chat.completions.create(
+            model=self._model,
+            messages=[{"role": "user", "content": PROMPT.format(topic=topic, category=category)}],
+            temperature=0.9,
+        )
         return Tweet(category, validate_tweet(response.choices[0].message.content), trace_id)
 
     async def generate_all(self, requests: Sequence[tuple[str, str]]) -> list[Tweet | InvalidTweet]:
@@ -110,8 +117,9 @@ class TweetGenerator:
 def summarise(records: list[dict[str, Any]], categories: Sequence[str]) -> dict[str, dict[str, float]]:
     """Per category: calls, total tokens, cost in USD and mean latency in ms, from neatlogs records."""
     summary = {}
+    calls = [r for r in records if r.get("kind", "llm") == "llm"]  # the steps (spans) are not calls
     for category in categories:
-        mine = [r for r in records if category in r["tags"]]
+        mine = [r for r in calls if category in r["tags"]]
         summary[category] = {
             "calls": len(mine),
             "tokens": sum((r["usage"] or {}).get("total_tokens", 0) for r in mine),

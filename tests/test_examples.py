@@ -56,6 +56,11 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         tracker.stop_instrumenting()
 
 
+def _calls(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The LLM calls among the records (the examples' steps are spans)."""
+    return [r for r in records if r.get("kind", "llm") == "llm"]
+
+
 def _by_trace(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     grouped: dict[str, list[dict[str, Any]]] = {}
     for record in records:
@@ -114,10 +119,14 @@ async def test_each_tweet_is_its_own_trace_tagged_with_its_category(
     assert all(isinstance(result, tweets.Tweet) for result in results)
     assert len(by_trace) == len(results) == 6
     for tweet in results:
-        (record,) = by_trace[tweet.trace_id]
-        assert record["tags"] == ["test", tweet.category]
+        # finished in this order: the model call, the validation step, the step holding both
+        record, check, step = by_trace[tweet.trace_id]
+        assert record["tags"] == ["test", tweet.category] == step["tags"]
         assert record["completion"]["content"] == tweet.text
         assert tweet.category in record["prompt"][0]["content"]
+        assert (step["kind"], step["name"], step["operation"]) == ("span", "write-tweet", "workflow")
+        assert check["name"] == "validate_tweet" and check["completion"] == {"output": tweet.text}
+        assert record["parent_id"] == check["parent_id"] == step["id"] and step["parent_id"] is None
     summary = tweets.summarise(records, CATEGORIES)
     assert [summary[c]["calls"] for c in CATEGORIES] == [2, 2, 2]
     assert all(summary[c]["tokens"] > 0 and summary[c]["cost_usd"] > 0 for c in CATEGORIES)
@@ -132,7 +141,7 @@ async def test_the_rate_limiter_spaces_the_calls_as_the_records_show(
 
     starts = sorted(
         datetime.fromisoformat(r["started_at"].replace("Z", "+00:00"))
-        for r in provider.get_conversation_history()
+        for r in _calls(provider.get_conversation_history())
     )
     # 20 per second: the i-th call may not start before i * 50 ms. (Gaps between neighbours can be
     # shorter when an earlier call started late: a limiter keeps the schedule, not the gaps.)
@@ -150,9 +159,13 @@ async def test_a_rejected_reply_is_still_recorded_as_the_model_sent_it(
     with pytest.raises(tweets.InvalidTweet, match="hashtags"):
         await tweets.TweetGenerator(async_client).generate("sports", "a cup final")
 
-    (record,) = provider.get_conversation_history()
+    record, check, step = provider.get_conversation_history()
     assert record["status"] == "success" and record["tags"] == ["test", "sports"]
     assert record["completion"]["content"] == "Big win tonight! #sports"
+    # the tree says which step failed, and why
+    assert check["name"] == "validate_tweet" and check["status"] == "error"
+    assert check["error"]["type"] == "InvalidTweet" and "hashtags" in check["error"]["message"]
+    assert step["status"] == "error" and check["parent_id"] == record["parent_id"] == step["id"]
 
 
 def test_tweet_generator_main_sends_its_records_to_the_collector(
@@ -166,6 +179,9 @@ def test_tweet_generator_main_sends_its_records_to_the_collector(
             shutdown_all(timeout=2)
         stored = collector.store.records(limit=100)
 
+    steps = [r for r in stored if r.get("kind") == "span"]
+    assert sorted(r["name"] for r in steps) == ["validate_tweet"] * 6 + ["write-tweet"] * 6
+    stored = _calls(stored)
     assert sorted(r["tags"][1] for r in stored) == sorted(c for c, _ in example("tweet_generator").REQUESTS)
     assert all(r["tags"][0] == "tweet-generator" and r["status"] == "success" for r in stored)
     assert len({r["trace_id"] for r in stored}) == 6
@@ -198,8 +214,15 @@ def test_agent_streams_tool_calls_results_and_answer_and_records_them_under_the_
     assert answer == "".join(data["text"] for event, data in events if event == "token")
     assert answer == "According to the tool: " + "; ".join(json.dumps(r) for r in results)
 
-    first, second = provider.get_conversation_history()
+    records = provider.get_conversation_history()
+    first, second = _calls(records)
     assert first["trace_id"] == second["trace_id"] == "conversation-1"
+    steps = [r for r in records if r["kind"] == "span"]
+    (agent_step,) = [r for r in steps if r["operation"] == "agent"]
+    tools = [r for r in steps if r["operation"] == "tool"]
+    assert agent_step["name"] == "weather-agent" and agent_step["trace_id"] == "conversation-1"
+    assert [t["request"]["input"] for t in tools] == [{"city": "Paris"}, {"city": "Tokyo"}]
+    assert {r["parent_id"] for r in (first, second, *tools)} == {agent_step["id"]}
     assert first["stream"] and first["finish_reason"] == "tool_calls"
     calls = first["completion"]["tool_calls"]
     assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [
@@ -227,7 +250,7 @@ def test_concurrent_conversations_keep_their_own_trace_ids(
         for thread in threads:
             thread.join()
 
-    by_trace = _by_trace(provider.get_conversation_history())
+    by_trace = _by_trace(_calls(provider.get_conversation_history()))
     assert {cid: len(records) for cid, records in by_trace.items()} == {"weather-talk": 2, "small-talk": 1}
     for cid, records in by_trace.items():
         assert all(r["prompt"][1]["content"] == questions[cid] for r in records)
@@ -242,9 +265,10 @@ def test_agent_tools_main_prints_the_events_and_the_recorded_calls(
     out = capsys.readouterr().out
     assert out.count("[tool_call]") == 2 and out.count("[tool_result]") == 2
     assert "2 model calls recorded under trace conversation-" in out
+    assert "agent weather-agent" in out and out.count("tool get_weather") == 2
     records = neatlogs.get_conversation_history()
-    assert [r["tags"] for r in records] == [["agent"], ["agent"]]
-    assert records[0]["trace_id"] == records[1]["trace_id"]
+    assert all(r["tags"] == ["agent"] for r in records) and len(records) == 5
+    assert len({r["trace_id"] for r in records}) == 1
 
 
 # ---- retrying_generator ----
