@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import sys
@@ -17,6 +18,8 @@ from ._testing.fake_openai import WEATHER_TOOL
 
 def _scenarios(client: Any, async_client: Any, fake: Any) -> list[tuple[str, Callable[[], Any]]]:
     import openai
+
+    import neatlogs
 
     def chat() -> Any:
         return client.chat.completions.create(
@@ -33,14 +36,21 @@ def _scenarios(client: Any, async_client: Any, fake: Any) -> list[tuple[str, Cal
         return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
     def tool_call() -> Any:
-        messages: list[dict[str, Any]] = [{"role": "user", "content": "What is the weather in Paris?"}]
-        first = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER_TOOL])
-        call = first.choices[0].message.tool_calls[0]
-        messages.append(first.choices[0].message.model_dump(exclude_none=True))
-        messages.append(
-            {"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 18, "sky": "clear"}'}
-        )
-        return client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER_TOOL])
+        # An agent step holding its two model calls and the tool run between them: a tree in the viewer.
+        question = "What is the weather in Paris?"
+        with neatlogs.span("weather-agent", kind="agent", input={"question": question}) as agent:
+            messages: list[dict[str, Any]] = [{"role": "user", "content": question}]
+            first = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER_TOOL])
+            call = first.choices[0].message.tool_calls[0]
+            messages.append(first.choices[0].message.model_dump(exclude_none=True))
+            arguments = json.loads(call.function.arguments)
+            with neatlogs.span(call.function.name, kind="tool", input=arguments) as tool:
+                weather = {"temp_c": 18, "sky": "clear"}
+                tool.set_output(weather)
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(weather)})
+            answer = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER_TOOL])
+            agent.set_output(answer.choices[0].message.content)
+            return answer
 
     def async_chat() -> Any:
         async def run() -> Any:
@@ -83,7 +93,7 @@ def _table(records: list[dict[str, Any]]) -> str:
             (
                 str(index),
                 record["operation"],
-                record.get("response_model") or record["model"],
+                record.get("response_model") or record["model"] or str(record.get("name") or ""),
                 "yes" if record["stream"] else "",
                 str(usage.get("prompt_tokens", "")),
                 str(usage.get("completion_tokens", "")),
