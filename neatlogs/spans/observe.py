@@ -7,8 +7,8 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar, overload
 
-from .context import CURRENT_SPAN, leave
-from .span import _NOTHING, Span, check_kind, check_name
+from neatlogs.spans.context import CURRENT_SPAN, leave
+from neatlogs.spans.span import _NOTHING, Span, check_kind, check_name
 
 __all__ = ["observe"]
 

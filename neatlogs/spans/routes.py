@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .._recorder import Recorder
+    from neatlogs.dispatch import Recorder
 
 _lock = threading.Lock()
 ROUTE: tuple[Recorder, ...] = ()

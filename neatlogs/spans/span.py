@@ -3,7 +3,7 @@
 On the caller's thread a span only takes timestamps, keeps references (its input, output and
 attributes) and, when it ends, queues its record like a finished call. Turning the input and output
 into JSON, masking, cutting and redacting them happens off that thread, by the same rules as a call's
-content (`_capture.build_view`).
+content (`neatlogs.record.capture.build_view`).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from .._config import check_tags
-from .._context import CURRENT_SCOPE
-from .._jsonsafe import to_jsonable
-from .._log import log_internal_error
-from .._record import CallRecord
-from .._recorder import submit
-from . import routes
-from .context import CURRENT_SPAN, KINDS, SpanNode, leave
+from neatlogs._config import check_tags
+from neatlogs._context import CURRENT_SCOPE
+from neatlogs._log import log_internal_error
+from neatlogs.dispatch import submit
+from neatlogs.record.call import CallRecord
+from neatlogs.record.jsonsafe import to_jsonable
+from neatlogs.spans import routes
+from neatlogs.spans.context import CURRENT_SPAN, KINDS, SpanNode, leave
 
 __all__ = ["Span", "span"]
 
