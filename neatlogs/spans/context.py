@@ -6,10 +6,26 @@ Kept free of other imports: the provider wrappers read `CURRENT_SPAN` on every t
 from __future__ import annotations
 
 import contextvars
+import itertools
+import os
 from typing import Any
 
 # The kinds of step a span can be (contract section 6).
 KINDS = ("tool", "agent", "task", "retrieval", "workflow")
+
+
+def _new_prefix() -> None:
+    global _prefix
+    _prefix = os.urandom(8).hex()
+
+
+# Span ids: 16 random hex digits per process (new in a forked child) and a counter, so that making one
+# on the caller's thread costs a counter step; the text is made when a record is converted.
+_prefix = ""
+_new_prefix()
+_numbers = itertools.count(1)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_prefix)
 
 
 class SpanNode:
@@ -17,17 +33,23 @@ class SpanNode:
     start time and the OpenTelemetry context its own span hangs from. Immutable once made; the
     contextvar holds it (not the user's handle), so a handle dropped while open can still be collected."""
 
-    __slots__ = ("id", "kind", "name", "otel_context", "parent", "started_ns")
+    __slots__ = ("_number", "_prefix", "kind", "name", "otel_context", "parent", "started_ns")
 
     def __init__(
-        self, span_id: str, name: str, kind: str, parent: SpanNode | None, started_ns: int, otel_context: Any
+        self, name: str, kind: str, parent: SpanNode | None, started_ns: int, otel_context: Any
     ) -> None:
-        self.id = span_id
+        self._prefix = _prefix
+        self._number = next(_numbers)
         self.name = name
         self.kind = kind
         self.parent = parent
         self.started_ns = started_ns
         self.otel_context = otel_context
+
+    @property
+    def id(self) -> str:
+        """The span's record id: 32 hex digits, unique across processes."""
+        return f"{self._prefix}{self._number:016x}"
 
 
 CURRENT_SPAN: contextvars.ContextVar[SpanNode | None] = contextvars.ContextVar(

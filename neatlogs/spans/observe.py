@@ -8,7 +8,19 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar, overload
 
 from neatlogs.spans.context import CURRENT_SPAN, leave
-from neatlogs.spans.span import _NOTHING, Span, check_kind, check_name
+from neatlogs.spans.span import (
+    ARGS,
+    INPUT,
+    KWARGS,
+    OUTPUT,
+    SIGNATURE,
+    Content,
+    check_kind,
+    check_name,
+    close_step,
+    content,
+    open_step,
+)
 
 __all__ = ["observe"]
 
@@ -47,34 +59,34 @@ class _Step:
         self.capture_input = capture_input
         self.capture_output = capture_output
 
-    def open(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Span:
-        span = Span(self.name, self.kind, _NOTHING, ())
+    def keep(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Content:
+        """What one call's span keeps: its arguments, bound to the signature off the caller's thread."""
+        kept = content()
         if self.capture_input:
-            content = span._content
-            content.args = args
-            content.kwargs = kwargs
+            kept[ARGS] = args
+            kept[KWARGS] = kwargs
             if self.signature is not None:
-                content.signature = self.signature
+                kept[SIGNATURE] = self.signature
             else:
-                content.input = {"args": args, "kwargs": kwargs}
-        return span
+                kept[INPUT] = {"args": args, "kwargs": kwargs}
+        return kept
 
 
 def _sync(function: Callable[..., Any], step: _Step) -> Callable[..., Any]:
     def traced(*args: Any, **kwargs: Any) -> Any:
-        span = step.open(args, kwargs)
-        node = span._start()
+        kept = step.keep(args, kwargs)
+        record, node = open_step(step.name, step.kind, kept)
         CURRENT_SPAN.set(node)
         try:
             result = function(*args, **kwargs)
         except BaseException as exc:
             leave(node)
-            span._end("error", exc)
+            close_step(record, "error", exc)
             raise
         leave(node)
         if step.capture_output:
-            span._content.output = result
-        span._end("success", None)
+            kept[OUTPUT] = result
+        close_step(record, "success", None)
         return result
 
     return traced
@@ -82,19 +94,19 @@ def _sync(function: Callable[..., Any], step: _Step) -> Callable[..., Any]:
 
 def _coroutine(function: Callable[..., Any], step: _Step) -> Callable[..., Any]:
     async def traced(*args: Any, **kwargs: Any) -> Any:
-        span = step.open(args, kwargs)
-        node = span._start()
+        kept = step.keep(args, kwargs)
+        record, node = open_step(step.name, step.kind, kept)
         CURRENT_SPAN.set(node)
         try:
             result = await function(*args, **kwargs)
         except BaseException as exc:  # cancellation too: the step is recorded as failed
             leave(node)
-            span._end("error", exc)
+            close_step(record, "error", exc)
             raise
         leave(node)
         if step.capture_output:
-            span._content.output = result
-        span._end("success", None)
+            kept[OUTPUT] = result
+        close_step(record, "success", None)
         return result
 
     return traced
@@ -105,8 +117,8 @@ def _generator(function: Callable[..., Any], step: _Step) -> Callable[..., Any]:
     # span is current only while the generator's own code runs, never in the consumer's code.
     def traced(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         inner = function(*args, **kwargs)
-        span = step.open(args, kwargs)
-        node = span._start()
+        kept = step.keep(args, kwargs)
+        record, node = open_step(step.name, step.kind, kept)
         sent: Any = None
         thrown: BaseException | None = None
         while True:
@@ -119,11 +131,11 @@ def _generator(function: Callable[..., Any], step: _Step) -> Callable[..., Any]:
                     item = inner.send(sent)
             except StopIteration as stop:
                 if step.capture_output:
-                    span._content.output = stop.value
-                span._end("success", None)
+                    kept[OUTPUT] = stop.value
+                close_step(record, "success", None)
                 return stop.value
             except BaseException as exc:
-                span._end("error", exc)
+                close_step(record, "error", exc)
                 raise
             finally:
                 CURRENT_SPAN.reset(token)
@@ -134,11 +146,11 @@ def _generator(function: Callable[..., Any], step: _Step) -> Callable[..., Any]:
                 try:
                     inner.close()
                 except BaseException as exc:
-                    span._end("error", exc)
+                    close_step(record, "error", exc)
                     raise
                 finally:
                     CURRENT_SPAN.reset(token)
-                span._end("incomplete", None)
+                close_step(record, "incomplete", None)
                 raise
             except BaseException as exc:  # thrown in by the consumer: passed on to the generator
                 thrown = exc
@@ -149,8 +161,8 @@ def _generator(function: Callable[..., Any], step: _Step) -> Callable[..., Any]:
 def _async_generator(function: Callable[..., Any], step: _Step) -> Callable[..., Any]:
     async def traced(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
         inner = function(*args, **kwargs)
-        span = step.open(args, kwargs)
-        node = span._start()
+        kept = step.keep(args, kwargs)
+        record, node = open_step(step.name, step.kind, kept)
         sent: Any = None
         thrown: BaseException | None = None
         while True:
@@ -162,10 +174,10 @@ def _async_generator(function: Callable[..., Any], step: _Step) -> Callable[...,
                 else:
                     item = await inner.asend(sent)
             except StopAsyncIteration:
-                span._end("success", None)
+                close_step(record, "success", None)
                 return
             except BaseException as exc:
-                span._end("error", exc)
+                close_step(record, "error", exc)
                 raise
             finally:
                 CURRENT_SPAN.reset(token)
@@ -176,11 +188,11 @@ def _async_generator(function: Callable[..., Any], step: _Step) -> Callable[...,
                 try:
                     await inner.aclose()
                 except BaseException as exc:
-                    span._end("error", exc)
+                    close_step(record, "error", exc)
                     raise
                 finally:
                     CURRENT_SPAN.reset(token)
-                span._end("incomplete", None)
+                close_step(record, "incomplete", None)
                 raise
             except BaseException as exc:
                 thrown = exc

@@ -9,7 +9,6 @@ content (`neatlogs.record.capture.build_view`).
 from __future__ import annotations
 
 import inspect
-import random
 import time
 from types import TracebackType
 from typing import Any
@@ -28,6 +27,7 @@ from neatlogs.spans.context import CURRENT_SPAN, KINDS, SpanNode, leave
 __all__ = ["Span", "span"]
 
 _NOTHING: Any = object()
+_NO_REQUEST: dict[str, Any] = {}  # a span's record reads its content, never its request
 _KINDS_TEXT = ", ".join(repr(kind) for kind in KINDS)
 
 
@@ -49,31 +49,30 @@ def check_name(name: Any) -> str:
     return name
 
 
-class _Content:
-    """What a span keeps for its record until the record is converted (off the caller's thread)."""
+# What a span keeps for its record until the record is converted (off the caller's thread): a list,
+# cheaper to make than an object. `signature` set (by `observe`): the input is bound from args, kwargs.
+INPUT, OUTPUT, ATTRIBUTES, SIGNATURE, ARGS, KWARGS = range(6)
+Content = list[Any]
 
-    __slots__ = ("args", "attributes", "input", "kwargs", "output", "signature")
 
-    def __init__(self, value: Any) -> None:
-        self.input = value
-        self.output: Any = _NOTHING
-        self.attributes: dict[str, Any] | None = None
-        self.signature: inspect.Signature | None = None  # set by `observe`: input is bound from args
-        self.args: tuple[Any, ...] = ()
-        self.kwargs: dict[str, Any] = {}
+def content(value: Any = _NOTHING) -> Content:
+    """A span's content holder: [input, output, attributes, signature, args, kwargs]."""
+    return [value, _NOTHING, None, None, (), None]
 
-    def bound_input(self) -> Any:
-        signature = self.signature
-        if signature is None:
-            return self.input
-        try:
-            arguments = dict(signature.bind_partial(*self.args, **self.kwargs).arguments)
-        except TypeError:  # the call did not fit the signature (it raised TypeError itself)
-            return {"args": list(self.args), "kwargs": self.kwargs}
-        first = next(iter(signature.parameters), None)
-        if first in ("self", "cls"):
-            arguments.pop(first, None)
-        return arguments
+
+def _bound_input(kept: Content) -> Any:
+    signature: inspect.Signature | None = kept[SIGNATURE]
+    if signature is None:
+        return kept[INPUT]
+    args, kwargs = kept[ARGS], kept[KWARGS] or {}
+    try:
+        arguments = dict(signature.bind_partial(*args, **kwargs).arguments)
+    except TypeError:  # the call did not fit the signature (it raised TypeError itself)
+        return {"args": list(args), "kwargs": kwargs}
+    first = next(iter(signature.parameters), None)
+    if first in ("self", "cls"):
+        arguments.pop(first, None)
+    return arguments
 
 
 def _read_span(record: CallRecord) -> dict[str, Any]:
@@ -86,36 +85,68 @@ def _read_span(record: CallRecord) -> dict[str, Any]:
         "choices": [],
         "rate_limit": None,  # no HTTP answer to read headers from
     }
-    content = record.response
-    if isinstance(content, _Content):
-        value = content.bound_input()
+    kept = record.response
+    if isinstance(kept, list):
+        value = _bound_input(kept)
         if value is not _NOTHING:
             fields["request"] = {"input": to_jsonable(value)}
-        if content.output is not _NOTHING:
-            fields["completion"] = {"output": to_jsonable(content.output)}
-        if content.attributes:
-            fields["attributes"] = to_jsonable(content.attributes)
+        if kept[OUTPUT] is not _NOTHING:
+            fields["completion"] = {"output": to_jsonable(kept[OUTPUT])}
+        if kept[ATTRIBUTES]:
+            fields["attributes"] = to_jsonable(kept[ATTRIBUTES])
     return fields
+
+
+def open_step(name: str, kind: str, kept: Content, tags: tuple[str, ...] = ()) -> tuple[CallRecord, SpanNode]:
+    """Begin a span's record (caller's thread: timestamps and references) and its node, to make current.
+
+    The parent is the innermost span open here; the trace id and tags, the `trace` block's."""
+    record = CallRecord("neatlogs", kind, _read_span, _NO_REQUEST, False)
+    parent = CURRENT_SPAN.get()
+    scope = CURRENT_SCOPE.get()
+    if tags:
+        scope_id, scope_tags = scope if scope is not None else (None, ())
+        scope = (scope_id, scope_tags + tuple(t for t in tags if t not in scope_tags))
+    context = otel_context.get_current()
+    node = record.span = SpanNode(name, kind, parent, record.started_ns, context)
+    record.parent = parent
+    record.scope = scope
+    record.context = context
+    record.response = kept
+    return record, node
+
+
+def close_step(record: CallRecord, status: str, error: BaseException | None) -> None:
+    """End a span's record once and queue it for every active tracker (caller's thread: an append)."""
+    if record.finished:
+        return
+    record.t_end = time.perf_counter_ns()
+    record.finished = True
+    record.status = status
+    record.error = error
+    route = routes.ROUTE
+    if route:
+        record.route = route
+        submit(record)
 
 
 class Span:
     """An open step: `set_output`, `set_attribute`, `id`. Made by `neatlogs.span(...)` and `observe`."""
 
-    __slots__ = ("_content", "_kind", "_name", "_node", "_record", "_tags")
+    __slots__ = ("_content", "_kind", "_name", "_record", "_tags")
 
     def __init__(self, name: str, kind: str, value: Any, tags: tuple[str, ...]) -> None:
         self._name = name
         self._kind = kind
-        self._content = _Content(value)
+        self._content = content(value)
         self._tags = tags
         self._record: CallRecord | None = None
-        self._node: SpanNode | None = None
 
     @property
     def id(self) -> str:
         """The span's record id: the `parent_id` of the records made inside it ("" before it starts)."""
-        node = self._node
-        return node.id if node is not None else ""
+        record = self._record
+        return record.span.id if record is not None and record.span is not None else ""
 
     @property
     def name(self) -> str:
@@ -124,55 +155,16 @@ class Span:
 
     def set_output(self, value: Any) -> None:
         """Record `value` as the step's output (made JSON-safe later, off this thread)."""
-        self._content.output = value
+        self._content[OUTPUT] = value
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Keep `key: value` in the record's `attributes` (made JSON-safe later, off this thread)."""
         if not isinstance(key, str) or not key:
             raise TypeError(f"set_attribute: key must be a non-empty string, got {key!r}")
-        attributes = self._content.attributes
+        attributes = self._content[ATTRIBUTES]
         if attributes is None:
-            attributes = self._content.attributes = {}
+            attributes = self._content[ATTRIBUTES] = {}
         attributes[key] = value
-
-    # ---- lifecycle (caller's thread: timestamps and references only) ----
-
-    def _start(self) -> SpanNode:
-        record = CallRecord("neatlogs", self._kind, _read_span, {}, False)
-        parent = CURRENT_SPAN.get()
-        scope = CURRENT_SCOPE.get()
-        if self._tags:
-            scope_id, scope_tags = scope if scope is not None else (None, ())
-            scope = (scope_id, scope_tags + tuple(t for t in self._tags if t not in scope_tags))
-        node = SpanNode(
-            f"{random.getrandbits(128):032x}",
-            self._name,
-            self._kind,
-            parent,
-            record.started_ns,
-            otel_context.get_current(),
-        )
-        record.span = node
-        record.parent = parent
-        record.scope = scope
-        record.context = node.otel_context
-        record.response = self._content
-        self._record = record
-        self._node = node
-        return node
-
-    def _end(self, status: str, error: BaseException | None) -> None:
-        record = self._record
-        if record is None or record.finished:
-            return
-        record.t_end = time.perf_counter_ns()
-        record.finished = True
-        record.status = status
-        record.error = error
-        route = routes.ROUTE
-        if route:
-            record.route = route
-            submit(record)
 
     def __del__(self) -> None:
         # Left open (the code that held it died without exiting it): end it, never touching the
@@ -180,31 +172,32 @@ class Span:
         try:
             record = self._record
             if record is not None and not record.finished:
-                self._end("incomplete", None)
+                close_step(record, "incomplete", None)
         except Exception:
             log_internal_error("ending an abandoned span")
 
     # ---- with / async with ----
 
     def __enter__(self) -> Span:
-        if self._node is not None:
+        if self._record is not None:
             raise RuntimeError("a neatlogs span can be entered once; make a new one with neatlogs.span()")
-        node = self._start()
+        self._record, node = open_step(self._name, self._kind, self._content, self._tags)
         CURRENT_SPAN.set(node)
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        node = self._node
-        if node is not None:
-            leave(node)
+        record = self._record
+        if record is None or record.span is None:
+            return
+        leave(record.span)
         if exc is None:
-            self._end("success", None)
+            close_step(record, "success", None)
         elif isinstance(exc, GeneratorExit):  # a generator closed while inside this block
-            self._end("incomplete", None)
+            close_step(record, "incomplete", None)
         else:
-            self._end("error", exc)
+            close_step(record, "error", exc)
 
     async def __aenter__(self) -> Span:
         return self.__enter__()
