@@ -11,10 +11,10 @@ from typing import Any
 
 from neatlogs._config import check_optional_limit
 from neatlogs._context import trace
+from neatlogs._version import __version__
 from neatlogs.llm import LLMTracker
 from neatlogs.record.pricing import get_prices, set_prices
 
-__version__ = "0.1.0"
 __all__ = [
     "LLMTracker",
     "__version__",

@@ -23,9 +23,11 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from neatlogs._log import log_internal_error, logger
+from neatlogs._version import __version__
 from neatlogs.dispatch import drain as drain_dispatcher
 from neatlogs.record.call import CallRecord
 from neatlogs.record.redact import mask_secrets
+from neatlogs.record.traits import traits_of
 from neatlogs.sinks.otel import semconv as sc
 from neatlogs.worker import BackgroundWorker
 
@@ -45,18 +47,6 @@ _CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _CAPTURE_ON = frozenset({"true", "1", "yes", "span_only", "span_and_event"})
 _SCOPE = "neatlogs"
 _SUPPRESS_KEY = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
-
-# Wrappers from these modules on the SDK method mean another GenAI instrumentation makes its own span for
-# the call: opentelemetry-instrumentation-openai-v2 (`...openai_v2`) and OpenLLMetry (`...openai`).
-_FOREIGN_WRAPPER_MODULES = ("opentelemetry.instrumentation.openai",)
-# Where each traced operation lives, to look for those wrappers: (module, classes, method). The module is
-# only looked up in sys.modules, never imported.
-_SDK_METHODS: dict[tuple[str, str], tuple[str, tuple[str, ...], str]] = {
-    ("openai", "chat"): ("openai.resources.chat.completions", ("Completions", "AsyncCompletions"), "create"),
-    ("openai", "completion"): ("openai.resources.completions", ("Completions", "AsyncCompletions"), "create"),
-    ("openai", "embeddings"): ("openai.resources.embeddings", ("Embeddings", "AsyncEmbeddings"), "create"),
-    ("openai", "responses"): ("openai.resources.responses", ("Responses", "AsyncResponses"), "create"),
-}
 
 # ---- is an OpenTelemetry SDK installed at all? ----
 
@@ -95,10 +85,6 @@ def _global_providers_installed() -> bool:
 
 
 def _version() -> str:
-    try:
-        from neatlogs import __version__
-    except ImportError:  # pragma: no cover - only while the package is half-imported
-        return ""
     return __version__
 
 
@@ -177,12 +163,12 @@ _hooks_registered = False
 # ---- detecting another instrumentation of the same call ----
 
 
-def _wrapped_by_other_instrumentor(method: Any) -> bool:
+def _wrapped_by_other_instrumentor(method: Any, foreign: tuple[str, ...]) -> bool:
     for _ in range(8):  # a chain of wrapt wrappers, outermost first
         wrapper = getattr(method, "_self_wrapper", None)
         if wrapper is None:
             return False
-        if str(getattr(wrapper, "__module__", "")).startswith(_FOREIGN_WRAPPER_MODULES):
+        if str(getattr(wrapper, "__module__", "")).startswith(foreign):
             return True
         method = getattr(method, "__wrapped__", None)
     return False
@@ -193,13 +179,15 @@ def _other_instrumentor_active(record: CallRecord) -> bool:
     # logfire.instrument_openai() marks the client (class or instance) it instruments.
     if getattr(record.client, "_is_instrumented_by_logfire", False) is True:
         return True
-    where = _SDK_METHODS.get((record.provider, record.operation))
+    traits = traits_of(record.provider)
+    where = traits.sdk_methods.get(record.operation)
     module = sys.modules.get(where[0]) if where else None
-    if where is None or module is None:
+    if where is None or module is None or not traits.foreign_instrumentations:
         return False
     for class_name in where[1]:
         owner = getattr(module, class_name, None)
-        if owner is not None and _wrapped_by_other_instrumentor(vars(owner).get(where[2])):
+        method = vars(owner).get(where[2]) if owner is not None else None
+        if method is not None and _wrapped_by_other_instrumentor(method, traits.foreign_instrumentations):
             return True
     return False
 
