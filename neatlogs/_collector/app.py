@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import tree
 from .guard import RequestGuard, json_content_type_problem
 from .queries import BadRequest, Filters, filters_from, stats_range
 from .store import RecordStore, StorageError
@@ -70,6 +71,8 @@ REQUIRED_KEYS = (
     "error",
 )
 _REQUIRED = frozenset(REQUIRED_KEYS)
+# What a record's optional `kind` may be: a provider call or a span (contract section 6).
+RECORD_KINDS = ("llm", "span")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -369,7 +372,33 @@ def _record_problem(index: int, record: Any) -> str | None:
         return f"{where} has an 'id' that is not a non-empty string"
     if not isinstance(record["trace_id"], str):
         return f"{where} has a 'trace_id' that is not a string"
+    if "kind" in record or "parent_id" in record or "name" in record:
+        return _span_problem(where, record)
     return None
+
+
+def _span_problem(where: str, record: dict[str, Any]) -> str | None:
+    # The fields spans add (contract section 6); checked only when present, as older SDKs send none.
+    kind = record.get("kind")
+    if kind is None:
+        kind = "llm"  # a record without `kind` is a call
+    elif kind not in RECORD_KINDS:
+        return f"{where} has 'kind' {_shown(kind)}; send one of " + ", ".join(map(repr, RECORD_KINDS))
+    parent = record.get("parent_id")
+    if parent is not None and (not isinstance(parent, str) or not parent):
+        return f"{where} has 'parent_id' {_shown(parent)}; send the enclosing span's id (a string) or null"
+    name = record.get("name")
+    if kind == "span" and not isinstance(name, str):
+        return f"{where} is a span whose 'name' is {_shown(name)}; send the step's name as a string"
+    if name is not None and not isinstance(name, str):
+        return f"{where} has 'name' {_shown(name)}; send a string or null"
+    return None
+
+
+def _shown(value: Any) -> str:
+    # Short: a 400 names the value without echoing a whole payload back.
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _too_many() -> BadRequest:
@@ -570,7 +599,9 @@ def create_app(
             page = store.query_traces(Filters(trace_id=trace_id), limit=1)
             if not page.items:
                 return None
-            return {"trace": page.items[0], "calls": store.trace_calls(trace_id)}
+            calls = store.trace_calls(trace_id)
+            # Flat (oldest first) and as the tree of spans: `tree` holds the same rows, nested.
+            return {"trace": page.items[0], "calls": calls, "tree": tree.nested(calls)}
 
         found = await run_in_threadpool(read)
         if found is None:
