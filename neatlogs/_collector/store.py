@@ -641,6 +641,21 @@ class RecordStore:
         )
         return [dict(zip(_CALL_KEYS, row, strict=True)) for row in rows]
 
+    def child_counts(self, parent_ids: Sequence[str]) -> dict[str, int]:
+        """How many records each of these ids is the parent of (ids without children left out)."""
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(parent_ids))
+        for start in range(0, len(unique), 500):  # under SQLite's limit of parameters
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for parent, count in self._read(
+                f"SELECT parent_id, COUNT(*) FROM records WHERE parent_id IN ({marks}) AND parent_id <> id"
+                " GROUP BY parent_id",
+                chunk,
+            ):
+                found[parent] = count
+        return found
+
     def inside(self, span_id: str, limit: int = INSIDE_LIMIT) -> dict[str, Any]:
         """Totals of every record below a span (children, their children, ...): calls, spans,
         errors, tokens and cost (None when no call inside had a price); `complete` is False when

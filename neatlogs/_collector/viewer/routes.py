@@ -418,6 +418,10 @@ def _step(store: RecordStore, record: dict[str, Any]) -> _Step | None:
         + [format.clean_record(_call_record(kid)) for kid in kids[:STEP_CHILDREN]]
     )
     children = [row for row in drawn.rows if row.depth == 1]
+    steps = [row.record["id"] for row in children if row.record.get("kind") == "span"]
+    counts = store.child_counts(steps) if steps else {}
+    for row in children:
+        row.children = counts.get(row.record["id"], 0)  # what is inside a child step, not drawn here
     return _Step(children, len(kids) > STEP_CHILDREN, store.inside(record["id"]))
 
 
