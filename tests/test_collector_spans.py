@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from neatlogs._collector import CollectorServer, RecordStore, _schema, tree
+from neatlogs.collector import CollectorServer, RecordStore, _schema, tree
 
 from .test_collector import AUTH, KEY, make_record, post
 from .viewer_records import span

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from neatlogs._collector import CollectorServer
+from neatlogs.collector import CollectorServer
 
 from .viewer_records import post, record, span
 
