@@ -165,3 +165,17 @@ def test_a_chain_of_steps_thousands_deep_still_draws(collector: CollectorServer)
 
     assert page.count('class="wf-row') == 1500
     assert 'data-depth="64"' in page and 'data-depth="65"' not in page
+
+
+def test_a_call_page_names_the_step_it_ran_in_or_says_it_never_arrived(collector: CollectorServer) -> None:
+    parts = _agent_trace("trace-call-in-step")
+    stray = record("trace-call-in-step", parent_id="lost-step", content="alone")
+    post(collector.url, [*parts.values(), stray])
+
+    inside = _page(collector, f"/records/{parts['inner']['id']}")
+    alone = _page(collector, f"/records/{stray['id']}")
+
+    facts = inside[inside.index('<aside class="facts">') :]
+    assert "<dt>Inside step</dt>" in facts
+    assert f'<a href="/records/{parts["tool"]["id"]}">validate_transaction</a>' in facts
+    assert '<code>lost-step</code> <span class="muted small">(not received)</span>' in alone

@@ -632,6 +632,11 @@ class RecordStore:
         )
         return [dict(zip(_CALL_KEYS, row, strict=True)) for row in rows]
 
+    def call_fields(self, record_id: str) -> dict[str, Any] | None:
+        """One record's timeline fields (as trace_calls gives them), or None if it is not stored."""
+        rows = self._read(f"SELECT {', '.join(_CALL_KEYS)} FROM records WHERE id = ?", (record_id,))
+        return dict(zip(_CALL_KEYS, rows[0], strict=True)) if rows else None
+
     def children(self, parent_id: str, limit: int = 1000) -> list[dict[str, Any]]:
         """The records whose `parent_id` is this one, oldest first, as trace_calls' fields."""
         rows = self._read(

@@ -238,6 +238,8 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
             return await render("not_found.html", request, status=404, what="call", ident=record_id)
         neighbours = await run_in_threadpool(_neighbours, store, record)
         step = await run_in_threadpool(_step, store, record)
+        parent_id = record.get("parent_id")
+        parent = await run_in_threadpool(store.call_fields, parent_id) if isinstance(parent_id, str) else None
         raw = json.dumps(record, indent=2, ensure_ascii=False)
         try:
             return await render(
@@ -250,6 +252,7 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
                 extra_usage=_extra_usage(record),
                 attributes=_attributes(record),
                 step=step,
+                parent=parent,
                 raw=raw,
                 nav=neighbours,
             )
