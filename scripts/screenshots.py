@@ -99,7 +99,11 @@ def main() -> int:
         records = requests.get(f"{server.url}/v1/records", params={"trace_id": trace}, timeout=10).json()
         by_kind = {}
         for record in records["records"]:
-            if record["status"] == "error":
+            if record.get("kind") == "span":
+                # The demo's steps (once its scenarios use neatlogs.observe): a tool's page if any.
+                if record.get("operation") == "tool" or "step" not in by_kind:
+                    by_kind["step"] = record["id"]
+            elif record["status"] == "error":
                 by_kind["error"] = record["id"]
             elif record.get("prompt") and any(
                 m.get("role") == "tool" for m in record["prompt"] if isinstance(m, dict)
@@ -112,6 +116,8 @@ def main() -> int:
             "viewer-error.png": (f"/records/{by_kind['error']}", None),
             "viewer-dashboard.png": ("/dashboard?range=1h", "#chart-calls svg"),
         }
+        if "step" in by_kind:
+            shots["viewer-step.png"] = (f"/records/{by_kind['step']}", None)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1360, "height": 860}, device_scale_factor=1)
