@@ -283,3 +283,21 @@ def test_a_step_s_totals_add_up_everything_below_it_and_stop_at_a_cycle(tmp_path
     }
     assert (cycle["spans"], cycle["complete"]) == (1, True)
     assert capped["complete"] is False
+
+
+def test_a_span_is_found_by_a_word_of_its_input_or_output_in_either_shape(
+    server: CollectorServer, trace: str
+) -> None:
+    word_in, word_out, bare = (f"w{uuid.uuid4().hex[:10]}" for _ in range(3))
+    sdk = step(
+        trace, 0, "lookup", prompt=None, request={"input": {"city": word_in}}, completion={"output": word_out}
+    )
+    contract = step(trace, 1, "other", prompt={"query": bare}, request={"query": bare})
+    post(server.url, [sdk, contract])
+
+    def found(word: str) -> list[str]:
+        return [r["id"] for r in get(server, "/v1/records", q=word).json()["records"]]
+
+    assert found(word_in) == [sdk["id"]]
+    assert found(word_out) == [sdk["id"]]
+    assert found(bare) == [contract["id"]]

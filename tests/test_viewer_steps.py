@@ -179,3 +179,20 @@ def test_a_call_page_names_the_step_it_ran_in_or_says_it_never_arrived(collector
     assert "<dt>Inside step</dt>" in facts
     assert f'<a href="/records/{parts["tool"]["id"]}">validate_transaction</a>' in facts
     assert '<code>lost-step</code> <span class="muted small">(not received)</span>' in alone
+
+
+def test_a_step_in_the_sdk_s_shape_shows_its_input_and_output_unwrapped(collector: CollectorServer) -> None:
+    # neatlogs.observe sends {"input": <bound arguments>} in `request` and {"output": ...} in `completion`.
+    sent = span("trace-sdk-shape", "get_weather", kind="tool", output={"output": {"temp_c": 18}})
+    sent.update(request={"input": {"city": "Paris"}}, prompt=None)
+    metadata = span("trace-sdk-shape", "quiet", kind="tool")
+    metadata.update(request={}, prompt=None, completion=None)  # capture_content="metadata"
+    post(collector.url, [sent, metadata])
+
+    page = _page(collector, f"/records/{sent['id']}")
+    quiet = _page(collector, f"/records/{metadata['id']}")
+
+    shown = page[page.index("<h2>Input</h2>") : page.index('<aside class="facts">')]
+    assert "&#34;city&#34;: &#34;Paris&#34;" in shown and "&#34;temp_c&#34;: 18" in shown
+    assert "&#34;input&#34;" not in shown and "&#34;output&#34;" not in shown
+    assert "No input recorded." in quiet and "No output recorded." in quiet

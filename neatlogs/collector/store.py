@@ -84,9 +84,12 @@ def _words(value: Any, out: list[str], depth: int = 0) -> None:
 
 
 def _search_text(record: Mapping[str, Any], error: Any) -> str:
-    """The text full-text search looks in: prompt, completion, error message and span name."""
+    """The text full-text search looks in: prompt (or a span's input), completion, error and span name."""
     out: list[str] = []
-    _words(record.get("prompt"), out)
+    prompt = record.get("prompt")
+    if prompt is None and record.get("kind") == "span":
+        prompt = record.get("request")  # the SDK sends a span's input as {"input": ...} there
+    _words(prompt, out)
     _words(record.get("completion"), out)
     if error is not None:
         message = error.get("message")

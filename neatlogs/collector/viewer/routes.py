@@ -251,6 +251,8 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
                 parameters=_parameters(record),
                 extra_usage=_extra_usage(record),
                 attributes=_attributes(record),
+                span_input=_span_input(record),
+                span_output=_span_output(record),
                 step=step,
                 parent=parent,
                 raw=raw,
@@ -426,6 +428,39 @@ def _step(store: RecordStore, record: dict[str, Any]) -> _Step | None:
     for row in children:
         row.children = counts.get(row.record["id"], 0)  # what is inside a child step, not drawn here
     return _Step(children, len(kids) > STEP_CHILDREN, store.inside(record["id"]))
+
+
+@dataclass(frozen=True)
+class _Content:
+    """A span's input or output as the page shows it; `recorded` is False when there is none."""
+
+    recorded: bool
+    value: Any = None
+
+
+_NONE = _Content(False)
+
+
+def _unwrapped(value: Any, key: str) -> Any:
+    # The SDK sends a span's input as {"input": ...} in `request` and its output as {"output": ...}
+    # in `completion`; other senders put them in `prompt` and `completion` bare (contract 6).
+    if isinstance(value, dict) and len(value) == 1 and key in value:
+        return value[key]
+    return value
+
+
+def _span_input(record: dict[str, Any]) -> _Content:
+    if record.get("prompt") is not None:
+        return _Content(True, _unwrapped(record["prompt"], "input"))
+    request = record.get("request")
+    if request is None or request == {}:  # not captured (capture_content="metadata")
+        return _NONE
+    return _Content(True, _unwrapped(request, "input"))
+
+
+def _span_output(record: dict[str, Any]) -> _Content:
+    completion = record.get("completion")
+    return _NONE if completion is None else _Content(True, _unwrapped(completion, "output"))
 
 
 def _attributes(record: dict[str, Any]) -> dict[str, Any]:
