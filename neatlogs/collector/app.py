@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from neatlogs.collector import tree
 from neatlogs.collector.guard import RequestGuard, json_content_type_problem
-from neatlogs.collector.queries import BadRequest, Filters, filters_from, stats_range
+from neatlogs.collector.queries import KINDS, BadRequest, Filters, filters_from, stats_range
 from neatlogs.collector.store import RecordStore, StorageError
 from neatlogs.collector.viewer.auth import session_ok
 from neatlogs.collector.viewer.routes import viewer_routes
@@ -71,8 +71,6 @@ REQUIRED_KEYS = (
     "error",
 )
 _REQUIRED = frozenset(REQUIRED_KEYS)
-# What a record's optional `kind` may be: a provider call or a span (contract section 6).
-RECORD_KINDS = ("llm", "span")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -382,8 +380,8 @@ def _span_problem(where: str, record: dict[str, Any]) -> str | None:
     kind = record.get("kind")
     if kind is None:
         kind = "llm"  # a record without `kind` is a call
-    elif kind not in RECORD_KINDS:
-        return f"{where} has 'kind' {_shown(kind)}; send one of " + ", ".join(map(repr, RECORD_KINDS))
+    elif kind not in KINDS:  # a provider call or a span (contract section 6)
+        return f"{where} has 'kind' {_shown(kind)}; send one of " + ", ".join(map(repr, KINDS))
     parent = record.get("parent_id")
     if parent is not None and (not isinstance(parent, str) or not parent):
         return f"{where} has 'parent_id' {_shown(parent)}; send the enclosing span's id (a string) or null"
