@@ -14,9 +14,13 @@ from neatlogs._context import trace
 from neatlogs._version import __version__
 from neatlogs.llm import LLMTracker
 from neatlogs.record.pricing import get_prices, set_prices
+from neatlogs.record.schema import Record
+from neatlogs.sinks.base import Sink
 
 __all__ = [
     "LLMTracker",
+    "Record",
+    "Sink",
     "__version__",
     "configure_otlp",
     "flush",

@@ -13,6 +13,7 @@ import wrapt
 from neatlogs._config import check_optional_limit, check_tags, check_trace_id
 from neatlogs._log import log_internal_error
 from neatlogs.providers._core.instrumentation import Instrumentation, Pipeline
+from neatlogs.sinks.base import Sink
 from neatlogs.sinks.history import DEFAULT_HISTORY_SIZE
 
 __all__ = ["LLMTracker"]
@@ -38,12 +39,13 @@ class LLMTracker:
         otel: bool = True,
         tracer_provider: Any = None,
         meter_provider: Any = None,
+        sinks: list[Sink] | None = None,
         **exporter_options: Any,
     ) -> None:
         self._trace_id = check_trace_id(trace_id)
         self._tags = check_tags(tags)
         pipeline = Pipeline(
-            api_key, endpoint, history_size, otel, tracer_provider, meter_provider, exporter_options
+            api_key, endpoint, history_size, otel, tracer_provider, meter_provider, exporter_options, sinks
         )
         self._history = pipeline.history
         self._sinks = pipeline.sinks

@@ -23,6 +23,7 @@ from neatlogs.collector.queries import KINDS, BadRequest, Filters, filters_from,
 from neatlogs.collector.store import RecordStore, StorageError
 from neatlogs.collector.viewer.auth import session_ok
 from neatlogs.collector.viewer.routes import viewer_routes
+from neatlogs.record.schema import REQUIRED_KEYS
 
 try:  # the `speedups` extra
     import orjson as _orjson
@@ -47,29 +48,6 @@ MAX_DEPTH = 64
 STORAGE_RETRY_AFTER = 1
 
 # The contract's required record keys (contract.md, section 2).
-REQUIRED_KEYS = (
-    "id",
-    "trace_id",
-    "provider",
-    "operation",
-    "model",
-    "response_model",
-    "request",
-    "prompt",
-    "completion",
-    "choices",
-    "finish_reason",
-    "stream",
-    "usage",
-    "cost_usd",
-    "tags",
-    "started_at",
-    "ended_at",
-    "duration_ms",
-    "ttft_ms",
-    "status",
-    "error",
-)
 _REQUIRED = frozenset(REQUIRED_KEYS)
 
 Handler = Callable[[Request], Awaitable[Response]]
