@@ -29,10 +29,11 @@ class Sink(Protocol):
     """Your own destination for records: `neatlogs.init(sinks=[MySink()])`.
 
     `emit` gets each finished record as the contract's dict (docs/records.md), after content capture,
-    masking, limits and your `redact` (as the exporter sends it), on neatlogs' background thread, in the
-    order the calls finished. Keep it quick (hand slow work to a queue of your own): it holds up the
-    other sinks. An exception it raises is logged on the `neatlogs` logger and the record goes on.
-    Sampled-out calls are not emitted unless the sink has `sees_every_call = True`.
+    masking, limits and your `redact` (as the exporter sends it), in the order the calls finished, never
+    on the thread that made the call: on neatlogs' background thread (or one calling `neatlogs.flush()`).
+    Keep it quick (hand slow work to a queue of your own): it holds up the other sinks. An exception it
+    raises is logged on the `neatlogs` logger and the record goes on. Sampled-out calls are not emitted
+    unless the sink has `sees_every_call = True`.
     """
 
     def emit(self, record: Record) -> None: ...
