@@ -549,3 +549,30 @@ def test_the_exporter_delivers_spans_and_children_to_the_collector(
     )
     assert agent_record["parent_id"] is None and agent_record["name"] == "agent"
     assert tool_record["request"] == {"input": {"x": 7}}
+
+
+def test_the_collector_accepts_span_records_and_nests_the_calls_under_them(
+    make_tracker: Callable[..., LLMTracker], client: openai.OpenAI, tmp_path: Any
+) -> None:
+    import requests
+
+    from neatlogs.collector.server import CollectorServer
+
+    with CollectorServer(tmp_path / "records.db") as collector:
+        make_tracker(endpoint=collector.url, flush_interval=0.05)
+
+        @neatlogs.observe(kind="tool")
+        def lookup(city: str) -> str:
+            return _ask(client, city)
+
+        with neatlogs.trace("tree-trace"), neatlogs.span("agent", kind="agent") as agent:
+            lookup("Oslo")
+            _ask(client, "answer")
+        assert neatlogs.flush(5.0)
+        answer = requests.get(f"{collector.url}/v1/traces/tree-trace", timeout=10).json()
+
+    (root,) = answer["tree"]
+    assert (root["id"], root["kind"], root["name"]) == (agent.id, "span", "agent")
+    tool, call = sorted(root["children"], key=lambda row: row["kind"] == "llm")
+    assert tool["kind"] == "span" and tool["operation"] == "tool" and call["kind"] == "llm"
+    assert [child["kind"] for child in tool["children"]] == ["llm"]

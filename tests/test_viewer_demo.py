@@ -67,7 +67,8 @@ def test_demo_in_a_terminal_serves_its_records_in_the_viewer_until_ctrl_c() -> N
             timeout=10,
         )
         assert login.status_code == 200 and trace in login.text
-        assert login.text.count('class="wf-row') == 7  # six scenarios, the tool one makes two calls
+        # six scenarios; the tool one is an agent step holding its two calls and a tool step
+        assert login.text.count('class="wf-row') == 9
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=20) == 0
     finally:

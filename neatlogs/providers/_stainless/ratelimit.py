@@ -48,3 +48,8 @@ def headers_of(record_response: Any, stream: bool, error: BaseException | None) 
             else None
         )
     return getattr(record_response, "headers", None) if hasattr(type(record_response), "headers") else None
+
+
+def read_rate_limit(response: Any, stream: bool, error: BaseException | None) -> dict[str, Any] | None:
+    """A finished call's `rate_limit` from the headers neatlogs kept (`ProviderTraits.rate_limit`)."""
+    return rate_limit_from_headers(headers_of(response, stream, error))
