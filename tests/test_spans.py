@@ -576,3 +576,23 @@ def test_the_collector_accepts_span_records_and_nests_the_calls_under_them(
     tool, call = sorted(root["children"], key=lambda row: row["kind"] == "llm")
     assert tool["kind"] == "span" and tool["operation"] == "tool" and call["kind"] == "llm"
     assert [child["kind"] for child in tool["children"]] == ["llm"]
+
+
+def test_a_users_own_sink_receives_span_records_with_their_parents(
+    make_tracker: Callable[..., LLMTracker],
+) -> None:
+    class Collect:
+        def __init__(self) -> None:
+            self.records: list[dict[str, Any]] = []
+
+        def emit(self, record: dict[str, Any]) -> None:
+            self.records.append(record)
+
+    sink = Collect()
+    make_tracker(sinks=[sink])
+    with neatlogs.span("outer") as outer, neatlogs.span("inner", kind="tool", input={"q": 1}):
+        pass
+    assert neatlogs.flush(5.0)
+    inner, outer_record = sink.records
+    assert inner["name"] == "inner" and inner["parent_id"] == outer.id == outer_record["id"]
+    assert inner["request"] == {"input": {"q": 1}} and outer_record["kind"] == "span"
