@@ -596,3 +596,18 @@ def test_a_users_own_sink_receives_span_records_with_their_parents(
     inner, outer_record = sink.records
     assert inner["name"] == "inner" and inner["parent_id"] == outer.id == outer_record["id"]
     assert inner["request"] == {"input": {"q": 1}} and outer_record["kind"] == "span"
+
+
+def test_a_redact_function_cannot_cut_a_record_out_of_the_tree(
+    make_tracker: Callable[..., LLMTracker], client: openai.OpenAI
+) -> None:
+    def careless(record: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in record.items() if key not in ("kind", "parent_id", "name")}
+
+    tracker = make_tracker(redact=careless)
+    with neatlogs.span("kept-name") as step:
+        _ask(client)
+    call, span_record = tracker.get_conversation_history()
+    assert (call["kind"], call["parent_id"]) == ("llm", step.id)
+    assert "name" not in call
+    assert (span_record["kind"], span_record["name"], span_record["parent_id"]) == ("span", "kept-name", None)

@@ -136,6 +136,11 @@ _RESTORED: dict[str, type | tuple[type, ...]] = {
     "tags": list,
     "capture": str,
     "duration_ms": _NUMBER,
+    # the tree (contract section 6): a span without its name, or a record without its parent, would be
+    # refused by the collector or hang from the wrong place
+    "parent_id": (str, type(None)),
+    "kind": str,
+    "name": str,
 }
 # Required keys that may hold what the function meant to remove: when it removes or retypes one it
 # gets an empty value of its type, never the value it had.
@@ -159,7 +164,7 @@ _warned_redactor_ids: set[int] = set()  # for callables that take no weak refere
 
 def required_before_redact(record: Mapping[str, Any]) -> dict[str, Any]:
     """What `repair_redacted` puts back: taken before the redact function sees (and may change) it."""
-    return {key: record.get(key) for key in _RESTORED}
+    return {key: record[key] for key in _RESTORED if key in record}
 
 
 def _fits(value: Any, kind: type | tuple[type, ...]) -> bool:
@@ -173,8 +178,10 @@ def repair_redacted(record: dict[str, Any], before: Mapping[str, Any], redact: o
     broken: list[str] = []
     added = 0
     for key, kind in _RESTORED.items():
+        if key not in before:  # a key this record never had (`name` on a call)
+            continue
         value = record.get(key)
-        if not _fits(value, kind) or (key == "id" and not value):
+        if key not in record or not _fits(value, kind) or (key in ("id", "name") and not value):
             record[key] = before[key]
             broken.append(key)
             added += len(key) + len(str(before[key])) + 6
