@@ -29,8 +29,8 @@ from neatlogs.record.capture import (
     strip_content,
 )
 from neatlogs.record.redact import mask_secrets
+from neatlogs.record.span import SpanNode
 from neatlogs.record.traits import traits_of
-from neatlogs.spans.context import SpanNode
 
 # A provider-specific function that reads what a call kept and returns contract fields.
 Reader = Callable[["CallRecord"], dict[str, Any]]

@@ -1,5 +1,6 @@
 """Spans: the steps around the LLM calls (tools, agents, tasks), recorded as a tree (docs/spans.md).
 
-The public names are `neatlogs.span` and `neatlogs.observe`. This package's own import stays light
-(`context` and `routes` are read by the record and provider modules, which `span` itself imports).
+The public names are `neatlogs.span` and `neatlogs.observe`. The node and the contextvar of the
+current span are in `neatlogs.record.span`; `routes` (read by trackers and providers) is imported
+alone, so this package's own import stays light.
 """

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar, overload
 
-from neatlogs.spans.context import CURRENT_SPAN, leave
+from neatlogs.record.span import CURRENT_SPAN, leave
 from neatlogs.spans.span import (
     ARGS,
     INPUT,

@@ -21,8 +21,8 @@ from neatlogs._log import log_internal_error
 from neatlogs.dispatch import submit
 from neatlogs.record.call import CallRecord
 from neatlogs.record.jsonsafe import to_jsonable
+from neatlogs.record.span import CURRENT_SPAN, KINDS, SpanNode, leave
 from neatlogs.spans import routes
-from neatlogs.spans.context import CURRENT_SPAN, KINDS, SpanNode, leave
 
 __all__ = ["Span", "span"]
 

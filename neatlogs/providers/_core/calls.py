@@ -15,7 +15,7 @@ from neatlogs.dispatch import submit
 from neatlogs.providers._core.patchset import PatchSet
 from neatlogs.providers._core.streams import Compact, Finish, TracedAsyncStream, TracedStream, finalise
 from neatlogs.record.call import CallRecord, Quick, RawChunks, Reader
-from neatlogs.spans.context import CURRENT_SPAN
+from neatlogs.record.span import CURRENT_SPAN
 
 
 class Deferred:

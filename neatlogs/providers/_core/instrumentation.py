@@ -22,11 +22,11 @@ from neatlogs.record.capture import (
     CaptureSettings,
     Redactor,
 )
+from neatlogs.record.span import CURRENT_SPAN
 from neatlogs.sinks.base import CallSink, Sink, UserSink, check_sinks
 from neatlogs.sinks.history import DEFAULT_HISTORY_SIZE, History
 from neatlogs.sinks.views import ContentView
 from neatlogs.spans import routes as span_routes
-from neatlogs.spans.context import CURRENT_SPAN
 
 _no_endpoint_logged = threading.Event()
 

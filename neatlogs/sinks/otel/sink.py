@@ -27,9 +27,9 @@ from neatlogs._version import __version__
 from neatlogs.dispatch import drain as drain_dispatcher
 from neatlogs.record.call import CallRecord
 from neatlogs.record.redact import mask_secrets
+from neatlogs.record.span import SpanNode
 from neatlogs.record.traits import traits_of
 from neatlogs.sinks.otel import semconv as sc
-from neatlogs.spans.context import SpanNode
 from neatlogs.worker import BackgroundWorker
 
 __all__ = ["OTelSink", "configure_otlp", "flush_all_otel", "otel_stats", "shutdown_all_otel"]

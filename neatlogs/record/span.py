@@ -1,6 +1,8 @@
-"""The innermost open span of the running thread or asyncio task, carried by a contextvar.
+"""A span's node (what the records made inside it know of it) and the innermost open span of the
+running thread or asyncio task, carried by a contextvar (`neatlogs.spans` opens and closes them).
 
-Kept free of other imports: the provider wrappers read `CURRENT_SPAN` on every traced call.
+Here, beside the record, because every record has a parent: the provider wrappers read `CURRENT_SPAN`
+on every traced call, the OTel sink reads the nodes. Only the standard library is imported.
 """
 
 from __future__ import annotations
