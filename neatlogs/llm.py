@@ -21,6 +21,7 @@ __all__ = ["LLMTracker"]
 _PROVIDERS: dict[str, str] = {
     "openai": "neatlogs.openai:OpenAIProvider",
     "litellm": "neatlogs.litellm:LiteLLMProvider",
+    "anthropic": "neatlogs.anthropic:AnthropicProvider",
 }
 
 
