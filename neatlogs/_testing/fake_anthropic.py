@@ -298,7 +298,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("anthropic-ratelimit-requests-remaining", str(remaining))
         self.send_header("anthropic-ratelimit-requests-reset", reset)
         self.send_header("anthropic-ratelimit-tokens-limit", str(_LIMIT_TOKENS))
-        self.send_header("anthropic-ratelimit-tokens-remaining", str(max(0, _LIMIT_TOKENS - 100 * self._served)))
+        self.send_header(
+            "anthropic-ratelimit-tokens-remaining", str(max(0, _LIMIT_TOKENS - 100 * self._served))
+        )
         self.send_header("anthropic-ratelimit-tokens-reset", reset)
         self.send_header("anthropic-ratelimit-input-tokens-limit", str(_LIMIT_TOKENS))
         self.send_header("anthropic-ratelimit-output-tokens-limit", str(_LIMIT_TOKENS // 5))
@@ -410,7 +412,12 @@ def _tool_uses(body: JSON, user_text: str) -> list[JSON]:
     def use(name: str, value: str) -> JSON:
         properties = (tools.get(name, {}).get("input_schema") or {}).get("properties") or {}
         param = next(iter(properties), "city" if name == "get_weather" else "input")
-        return {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24], "name": name, "input": {param: value}}
+        return {
+            "type": "tool_use",
+            "id": "toolu_" + uuid.uuid4().hex[:24],
+            "name": name,
+            "input": {param: value},
+        }
 
     if choice.get("type") == "tool" and isinstance(choice.get("name"), str):
         return [use(choice["name"], user_text)]
@@ -439,7 +446,11 @@ def _message(body: JSON, control: _Control) -> JSON:
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise _BadRequest("max_tokens: field required")
     user_text = next(
-        (_text(m.get("content")) for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"),
+        (
+            _text(m.get("content"))
+            for m in reversed(messages)
+            if isinstance(m, dict) and m.get("role") == "user"
+        ),
         "",
     )
     results = _tool_results(messages)
@@ -448,7 +459,11 @@ def _message(body: JSON, control: _Control) -> JSON:
     thinking = body.get("thinking")
     if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
         content.append(
-            {"type": "thinking", "thinking": f"Thinking about: {user_text}", "signature": "sig_" + uuid.uuid4().hex}
+            {
+                "type": "thinking",
+                "thinking": f"Thinking about: {user_text}",
+                "signature": "sig_" + uuid.uuid4().hex,
+            }
         )
     stop_reason = "tool_use" if uses else "end_turn"
     if results:
@@ -469,7 +484,11 @@ def _message(body: JSON, control: _Control) -> JSON:
     content += uses
     output_tokens = sum(
         count_tokens(block.get("text") or block.get("thinking") or "")
-        + (count_tokens(f"{block['name']} {json.dumps(block['input'])}") if block["type"] == "tool_use" else 0)
+        + (
+            count_tokens(f"{block['name']} {json.dumps(block['input'])}")
+            if block["type"] == "tool_use"
+            else 0
+        )
         for block in content
     )
     cache_read = min(control.cache_read, prompt_tokens)
@@ -502,7 +521,9 @@ def _events(message: JSON, control: _Control) -> list[_Event]:
         kind = block["type"]
         if kind == "text":
             opening: JSON = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": piece} for piece in _split(block["text"], control.chunks)]
+            deltas = [
+                {"type": "text_delta", "text": piece} for piece in _split(block["text"], control.chunks)
+            ]
         elif kind == "thinking":
             opening = {"type": "thinking", "thinking": "", "signature": ""}
             deltas = [
@@ -514,9 +535,12 @@ def _events(message: JSON, control: _Control) -> list[_Event]:
             opening = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
             arguments = json.dumps(block["input"])
             deltas = [
-                {"type": "input_json_delta", "partial_json": piece} for piece in _split(arguments, control.chunks)
+                {"type": "input_json_delta", "partial_json": piece}
+                for piece in _split(arguments, control.chunks)
             ]
-        events.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": opening}))
+        events.append(
+            ("content_block_start", {"type": "content_block_start", "index": index, "content_block": opening})
+        )
         events += [
             ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
             for delta in deltas

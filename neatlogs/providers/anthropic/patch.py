@@ -137,7 +137,9 @@ def _targets() -> list[Target]:
         return None
 
     raw = RawResponses(
-        _find("anthropic._legacy_response", "LegacyAPIResponse") if _has("anthropic._legacy_response") else None,
+        _find("anthropic._legacy_response", "LegacyAPIResponse")
+        if _has("anthropic._legacy_response")
+        else None,
         _find("anthropic._response", "APIResponse"),
         _find("anthropic._response", "AsyncAPIResponse"),
         (sync_stream, async_stream),

@@ -52,7 +52,11 @@ def snapshot_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
         value = kwargs.get(key)
         if type(value) is list:
             request[key] = value.copy()
-        elif value is not None and not isinstance(value, (str, bytes, dict, tuple)) and isinstance(value, Iterable):
+        elif (
+            value is not None
+            and not isinstance(value, (str, bytes, dict, tuple))
+            and isinstance(value, Iterable)
+        ):
             # a one-shot iterable: materialised once, and the SDK gets the same items
             kwargs[key] = request[key] = list(value)
     return request
@@ -213,7 +217,9 @@ def _completion(blocks: Iterable[tuple[Any, Any, Any, str]]) -> dict[str, Any]:
             if text:
                 thinking.append(text)
         elif block_type in ("tool_use", "server_tool_use", "mcp_tool_use"):
-            calls.append({"id": block_id, "type": "function", "function": {"name": name, "arguments": text or "{}"}})
+            calls.append(
+                {"id": block_id, "type": "function", "function": {"name": name, "arguments": text or "{}"}}
+            )
     completion: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
     if calls:
         completion["tool_calls"] = calls
@@ -295,7 +301,9 @@ def read_messages(record: CallRecord) -> dict[str, Any]:
         merged = merge_events(chunks)
         blocks = [
             (kind, block_id, name, "".join(pieces))
-            for _, (kind, block_id, name, pieces) in sorted(merged.blocks.items(), key=lambda item: item[0] or 0)
+            for _, (kind, block_id, name, pieces) in sorted(
+                merged.blocks.items(), key=lambda item: item[0] or 0
+            )
         ]
         completion = _completion(blocks)
         fields["finish_reason"] = merged.stop_reason
