@@ -34,7 +34,13 @@ from .readers import (
 )
 
 _Factory = Callable[[PatchSet], Callable[..., Any]]
-_MESSAGE_MODULES = ("anthropic.resources.messages.messages", "anthropic.resources.beta.messages.messages")
+_MESSAGE_MODULES = (
+    "anthropic.resources.messages.messages",
+    "anthropic.resources.beta.messages.messages",
+    # Bedrock's and Vertex AI's beta resources copy the first-party methods into classes of their own.
+    "anthropic.lib.bedrock._beta_messages",
+    "anthropic.lib.vertex._beta_messages",
+)
 
 
 def _find(module: str, name: str) -> Any:
@@ -49,7 +55,7 @@ def _find(module: str, name: str) -> Any:
 
 def _method(owner: Any, attribute: str, factory: _Factory) -> list[Target]:
     if owner is None or not callable(getattr(owner, attribute, None)):
-        if owner is not None:
+        if owner is not None and not owner.__module__.startswith("anthropic.lib."):
             logger.debug("neatlogs: anthropic %s has no %s(); not traced", owner.__name__, attribute)
         return []
     return [(owner, attribute, factory)]
