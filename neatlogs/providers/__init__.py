@@ -1,1 +1,1 @@
-"""The SDK-specific layer: one package per traced SDK; only this layer imports an SDK."""
+"""One package per traced SDK; the only code in neatlogs that imports an SDK."""

@@ -18,12 +18,12 @@ import importlib
 from collections.abc import Callable, Generator
 from typing import Any
 
-from ..._log import log_internal_error, logger
-from ..._patch._calls import CallKind, async_wrapper, sync_wrapper
-from ..._patch._patchset import PatchSet, Target
-from ..._patch.openai_events import event_tap
-from ..._patch.openai_raw import RawResponses
-from .readers import (
+from neatlogs._log import log_internal_error, logger
+from neatlogs.providers._core.calls import CallKind, async_wrapper, sync_wrapper
+from neatlogs.providers._core.patchset import PatchSet, Target
+from neatlogs.providers._stainless.events import event_tap
+from neatlogs.providers._stainless.raw import RawResponses
+from neatlogs.providers.anthropic.readers import (
     compact_event,
     quick_usage,
     read_count_tokens,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..._provider import Instrumentation
-from ..._record import Reader
-from .patch import ANTHROPIC_PATCHES
-from .readers import read_count_tokens, read_messages, snapshot_kwargs
+from neatlogs.providers._core.instrumentation import Instrumentation
+from neatlogs.record.call import Reader
+from neatlogs.providers.anthropic.patch import ANTHROPIC_PATCHES
+from neatlogs.providers.anthropic.readers import read_count_tokens, read_messages, snapshot_kwargs
 
 __all__ = ["AnthropicProvider"]
 
