@@ -37,6 +37,7 @@ Per-request control headers (``extra_headers=``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -140,10 +141,8 @@ class FakeAnthropic:
         with self._lock:
             connections = dict(self._connections)
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(2)
-            except OSError:
-                pass
         server.server_close()
         if thread is not None:
             thread.join()

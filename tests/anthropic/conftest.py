@@ -1,4 +1,4 @@
-"""Anthropic fixtures: a real loopback fake Anthropic API, SDK clients pointed at it, providers that clean up."""
+"""Anthropic fixtures: a real loopback fake Anthropic API, SDK clients on it, providers that clean up."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Non-streamed Claude calls through the real anthropic SDK on loopback: what is returned, raised and recorded."""
+"""Non-streamed Claude calls through the real anthropic SDK on loopback: what returns, raises, is recorded."""
 
 from __future__ import annotations
 

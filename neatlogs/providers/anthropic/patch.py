@@ -85,7 +85,8 @@ class _TracedRequest:
         self._run = run
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return self._run().__await__()
+        awaited: Generator[Any, None, Any] = self._run().__await__()
+        return awaited
 
 
 def _stream_helper(kind: CallKind, asynchronous: bool) -> _Factory:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from neatlogs.providers._core.instrumentation import Instrumentation
-from neatlogs.record.call import Reader
 from neatlogs.providers.anthropic.patch import ANTHROPIC_PATCHES
 from neatlogs.providers.anthropic.readers import read_count_tokens, read_messages, snapshot_kwargs
+from neatlogs.record.call import Reader
 
 __all__ = ["AnthropicProvider"]
 

@@ -14,8 +14,8 @@ from typing import Any, TypedDict
 
 from neatlogs._log import log_internal_error
 from neatlogs.providers._stainless.fields import get, payload, request_fields
-from neatlogs.record.ratelimit import rate_limit_from_headers
 from neatlogs.record.call import CallRecord, QuickRead
+from neatlogs.record.ratelimit import rate_limit_from_headers
 
 try:  # the `speedups` extra decodes a stream's events faster
     import orjson as _orjson
@@ -335,7 +335,7 @@ def read_count_tokens(record: CallRecord) -> dict[str, Any]:
 
 
 def quick_usage(response: Any, chunks: list[Any], stream: bool) -> QuickRead | None:
-    """Usage and model for statistics, read without converting the record (see `neatlogs.record.call.Quick`)."""
+    """Usage and model for statistics, read without converting the record (`record.call.Quick`)."""
     try:
         if stream:
             start = next((c for c in chunks if type(c) is tuple and c[0] == "start"), None)
