@@ -123,7 +123,7 @@ def tests_litellm_newest(session: nox.Session) -> None:
 
 @nox.session(python=None)
 def tests_anthropic(session: nox.Session) -> None:
-    """The Anthropic tests against the newest anthropic release; everything else pinned (newest openai 3.x)."""
+    """The Anthropic tests against the newest anthropic release; the rest pinned (newest openai 3.x)."""
     install(session, "-e", ".[dev]", OPENAI_VERSIONS["3"], openai="3", floating=["anthropic"])
     _print_versions(session, "anthropic", "openai")
     session.run("pytest", "tests/anthropic", *session.posargs)

@@ -287,7 +287,9 @@ def test_claude_tool_conversation_is_recorded_call_by_call_under_the_conversatio
     assert answer in capsys.readouterr().out  # streamed to the terminal as it came
 
 
-def test_claude_tools_main_prints_the_conversation_and_its_records(capsys: pytest.CaptureFixture[str]) -> None:
+def test_claude_tools_main_prints_the_conversation_and_its_records(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     example("claude_tools").main()
 
     out = capsys.readouterr().out
