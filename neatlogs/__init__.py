@@ -89,13 +89,15 @@ def stats() -> dict[str, Any]:
     `cost_usd`, `unpriced_calls`, `latency_ms` ({"p50", "p95"}) and `by_model` (the same per requested
     model, plus `ttft_ms` and the latest `rate_limit_remaining`). See docs/cost.md.
     """
+    from neatlogs.dispatch import drain
     from neatlogs.sinks.exporter import exporter_stats
     from neatlogs.sinks.otel.sink import otel_stats
-    from neatlogs.sinks.stats import usage_stats
+    from neatlogs.sinks.stats import USAGE_STATS
 
     counters: dict[str, Any] = dict(exporter_stats())
     counters.update({f"otel_{name}": value for name, value in otel_stats().items()})
-    counters["usage"] = usage_stats()
+    drain()  # every call finished before this one is counted
+    counters["usage"] = USAGE_STATS.snapshot()
     return counters
 
 

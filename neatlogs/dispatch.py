@@ -1,23 +1,31 @@
-"""Where a finished call goes. The caller's thread only queues it (`submit`); the usage statistics' thread
-(or whoever reads a history, the statistics or flushes a sink first) hands it to each recorder that wants
-it, which stamps it with its trace id, tags and capture settings, samples it, and hands it to its sinks."""
+"""Where a finished call goes: one queue and one background thread hand it to every sink.
+
+The caller's thread only queues the record (`submit`). The dispatcher's thread (`neatlogs-dispatch`)
+hands each record to every `Recorder` that wants it (its provider's trace id, tags, capture settings and
+sampling, then its sinks), then counts the batch in the process-wide usage statistics. Whoever reads a
+history, the statistics or flushes a sink calls `drain()` first, so it sees every call finished before.
+"""
 
 from __future__ import annotations
 
 import random
-from typing import Any, Protocol
+from typing import Any
 
 from neatlogs._log import log_internal_error
 from neatlogs.record.call import CallRecord
 from neatlogs.record.capture import DEFAULT_SETTINGS, CaptureSettings
-from neatlogs.sinks.stats import USAGE
+from neatlogs.sinks.base import Sink
+from neatlogs.sinks.stats import USAGE_STATS
+from neatlogs.worker import BackgroundWorker
 
+__all__ = ["DISPATCHER", "Recorder", "Sink", "drain", "submit"]
 
-class Sink(Protocol):
-    """Receives finished records, in the order they finished, on the thread that delivers them (not the
-    caller's); must only take a reference or enqueue."""
-
-    def emit(self, record: CallRecord) -> None: ...
+# Records waiting to be delivered; beyond this (the thread cannot keep up) a call is delivered on the
+# caller's thread and left out of the usage statistics (counted as `uncounted`).
+_MAX_PENDING = 100_000
+# The thread hands records on in batches: as soon as this many wait, else every `_DELIVER_EVERY` seconds.
+_WAKE_AT = 1024
+_DELIVER_EVERY = 2.0
 
 
 def _sees_every_call(sink: Sink) -> bool:
@@ -78,13 +86,7 @@ class Recorder:
                     log_internal_error(f"sink {type(sink).__name__}")
 
 
-def submit(record: CallRecord) -> None:
-    """Queue a finished record for the recorders of its `route` (caller's thread: an append); it is
-    delivered, then counted once in the usage statistics, off the caller's thread, in submission order."""
-    USAGE.observe(record)
-
-
-def _dispatch(record: CallRecord) -> None:
+def _route(record: CallRecord) -> None:
     # every recorder that wants the record gets it (a copy each after the first)
     client = record.client
     first = True
@@ -94,4 +96,31 @@ def _dispatch(record: CallRecord) -> None:
             first = False
 
 
-USAGE.deliver = _dispatch
+def _deliver(batch: list[CallRecord]) -> None:
+    for record in batch:
+        try:
+            _route(record)
+        except Exception:
+            log_internal_error("delivering a finished call")
+    USAGE_STATS.count(batch)
+
+
+DISPATCHER: BackgroundWorker[CallRecord] = BackgroundWorker(
+    "neatlogs-dispatch", _deliver, capacity=_MAX_PENDING, wake_at=_WAKE_AT, every=_DELIVER_EVERY
+)
+
+
+def submit(record: CallRecord) -> None:
+    """Queue a finished record for the recorders of its `route` (caller's thread: an append); it is
+    delivered, then counted once in the usage statistics, off the caller's thread, in submission order."""
+    if not DISPATCHER.put(record):
+        USAGE_STATS.count_uncounted()
+        try:
+            _route(record)
+        except Exception:
+            log_internal_error("delivering a finished call")
+
+
+def drain() -> None:
+    """Deliver every record submitted so far, on this thread (readers and flushes call it first)."""
+    DISPATCHER.drain()

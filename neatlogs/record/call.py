@@ -26,7 +26,7 @@ from neatlogs.record.capture import (
     METADATA,
     CaptureSettings,
     build_view,
-    metadata_of_view,
+    strip_content,
 )
 from neatlogs.record.ratelimit import headers_of, rate_limit_from_headers
 from neatlogs.record.redact import mask_secrets
@@ -281,12 +281,12 @@ class CallRecord:
         try:
             full = self._full
             if full is not None:
-                built: dict[str, Any] | None = metadata_of_view(full)
+                built: dict[str, Any] | None = strip_content(full)
             else:
                 raw = self._ensure_raw()
                 full = self._full
                 if raw is None and full is not None:
-                    built = metadata_of_view(full)
+                    built = strip_content(full)
                 else:
                     built = build_view(raw or {}, METADATA, self.capture)
         except Exception:
@@ -294,7 +294,7 @@ class CallRecord:
             built = None
         with _CONVERT_LOCK:
             if self._meta is None:
-                self._meta = built if built is not None else metadata_of_view(self._fallback())
+                self._meta = built if built is not None else strip_content(self._fallback())
             return self._meta
 
     def facts(self) -> dict[str, Any]:

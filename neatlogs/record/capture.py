@@ -16,7 +16,7 @@ import math
 import os
 import weakref
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from neatlogs._log import logger
 from neatlogs.record.redact import (
@@ -36,10 +36,6 @@ from neatlogs.record.sanitize import (
     json_text,
     plain_copy,
 )
-
-if TYPE_CHECKING:
-    from neatlogs.dispatch import Sink
-    from neatlogs.record.call import CallRecord
 
 FULL = "full"
 METADATA = "metadata"
@@ -422,28 +418,3 @@ def build_view(raw: Mapping[str, Any], mode: str, settings: CaptureSettings) -> 
     else:
         cleaned, chars = redacted
     return _fit(cleaned, chars, settings)
-
-
-def metadata_of_view(full: Mapping[str, Any]) -> dict[str, Any]:
-    """The metadata view derived from an already built (cleaned and redacted) full view."""
-    return strip_content(full)
-
-
-# ---- per-sink views ----
-
-
-class ContentView:
-    """Wraps a sink so that it converts each record to the given view instead of the full one."""
-
-    __slots__ = ("mode", "sink")
-
-    def __init__(self, sink: Sink, mode: str) -> None:
-        self.sink = sink
-        self.mode = mode
-
-    def emit(self, record: CallRecord) -> None:
-        """Hand the wrapped sink a view of the record (caller's thread: one small object, no conversion)."""
-        self.sink.emit(record.view(self.mode))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sink, name)

@@ -7,9 +7,9 @@ import threading
 from collections import deque
 from typing import Any
 
+from neatlogs.dispatch import drain as drain_dispatcher
 from neatlogs.record.call import CallRecord
 from neatlogs.record.capture import DEFAULT_SETTINGS, METADATA, CaptureSettings
-from neatlogs.sinks.stats import USAGE
 
 DEFAULT_HISTORY_SIZE = 1000
 
@@ -39,7 +39,7 @@ class History:
 
     def snapshot(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Copies of the records as dicts, oldest first; `limit` keeps the most recent N."""
-        USAGE.drain()  # calls finished but not yet delivered
+        drain_dispatcher()  # calls finished but not yet delivered
         with self._lock:
             records = list(self._records)
         if limit is not None:
@@ -54,10 +54,10 @@ class History:
         return self._records.maxlen or DEFAULT_HISTORY_SIZE
 
     def clear(self) -> None:
-        USAGE.drain()
+        drain_dispatcher()
         with self._lock:
             self._records.clear()
 
     def __len__(self) -> int:
-        USAGE.drain()
+        drain_dispatcher()
         return len(self._records)

@@ -1,11 +1,9 @@
 """Process-wide usage statistics: calls, errors by type, tokens, cost, latency percentiles, rate limits.
 
-Every finished call is observed once, sampled out or not. The caller's thread only appends the record to a
-queue; a daemon thread (`neatlogs-stats`) first delivers each record (`deliver`: to its recorders'
-histories and sinks), then reads its tally (usage and model, read from the SDK objects by the provider's
-quick reader, so nothing is converted) and adds them up per model; the process totals are summed from the
-models' when asked. `drain()` does the same for whatever is still queued, on the thread that calls it:
-`snapshot()`, history reads and sink flushes call it first, so they include every call finished before.
+Every finished call is counted once, sampled out or not: the dispatcher hands each batch of finished
+calls to `USAGE_STATS.count` on its thread. Each call's tally (usage and model, read from the SDK objects
+by the provider's quick reader, so nothing is converted) is added up per model; the process totals are
+summed from the models' when asked.
 """
 
 from __future__ import annotations
@@ -14,8 +12,6 @@ import math
 import os
 import random
 import threading
-from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from neatlogs._log import log_internal_error
@@ -25,13 +21,6 @@ if TYPE_CHECKING:
 
 # Latency samples kept per model (a uniform reservoir: exact percentiles up to this many calls).
 _RESERVOIR_SIZE = 1024
-# Records waiting to be counted; beyond this (the worker cannot keep up) calls are counted as uncounted.
-_MAX_PENDING = 100_000
-# The worker counts in batches: as soon as this many calls wait, else every `_COUNT_EVERY` seconds.
-# Waking rarely matters more than counting fast: a thread that wants the GIL back while the calling
-# thread is busy makes every GIL hand-off of the calling thread slower (docs/overhead.md).
-_WAKE_AT = 1024
-_COUNT_EVERY = 2.0
 
 
 class _Reservoir:
@@ -176,50 +165,54 @@ class _Totals:
 
 
 class UsageStats:
-    """The process-wide aggregate; `observe` is the caller's side, `snapshot` the reader's."""
+    """The process-wide aggregate. The dispatcher hands it every finished call once (`count`), in
+    batches, off the caller's thread; `snapshot` is the reader's side."""
+
+    sees_every_call = True
 
     def __init__(self) -> None:
-        # What delivers a finished record before it is counted (set by `_recorder`, which imports this).
-        self.deliver: Callable[[CallRecord], None] | None = None
         self._reset()
         if hasattr(os, "register_at_fork"):
-            # A forked child counts its own calls; the parent's queue and thread are not its own.
+            # A forked child counts its own calls.
             os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        self._pending: deque[CallRecord] = deque()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        # One thread delivers and counts at a time, in arrival order (re-entrant: a sink may flush).
-        self._count_lock = threading.RLock()
         self._lock = threading.Lock()  # guards the totals
         self._rng = random.Random()
         self._latency = _Reservoir(self._rng)  # every call's, for the process totals
         self._models: dict[str, _Totals] = {}
         self._uncounted = 0
 
-    def observe(self, record: CallRecord) -> None:
-        """Queue a finished call to be counted (caller's thread: an append and a length check)."""
-        pending = self._pending
-        if len(pending) >= _MAX_PENDING:  # the worker cannot keep up: deliver here, leave uncounted
-            with self._lock:
-                self._uncounted += 1
-            self._deliver(record)
-            return
-        pending.append(record)
-        if self._thread is None:
-            self._start()
-        elif len(pending) >= _WAKE_AT and not self._wake.is_set():
-            self._wake.set()
+    def count_uncounted(self) -> None:
+        """One call finished that could not be queued for counting (the dispatcher was full)."""
+        with self._lock:
+            self._uncounted += 1
 
-    def drain(self) -> None:
-        """Deliver and count every call observed so far, on this thread."""
-        self._count_pending()
+    def count(self, batch: list[CallRecord]) -> None:
+        """Add up a batch of finished calls (dispatcher's thread)."""
+        models = self._models
+        # Rate limits: only the latest call's per model matter, so a batch reads one each.
+        latest: dict[str, CallRecord] = {}
+        with self._lock:
+            for record in batch:
+                try:
+                    tally = record.tally()
+                    model = tally[0]
+                    totals = models.get(model)
+                    if totals is None:
+                        totals = models[model] = _Totals(self._rng)
+                    self._latency.add(totals.add(record, tally))
+                    latest[model] = record
+                except Exception:
+                    log_internal_error("counting a call in the usage statistics")
+            for model, record in latest.items():
+                try:
+                    models[model].set_rate_limit(record.rate_limit())
+                except Exception:
+                    log_internal_error("reading rate limits for the usage statistics")
 
     def snapshot(self) -> dict[str, Any]:
-        """The statistics so far, every call observed before this one included."""
-        self._count_pending()
+        """The statistics of every call counted so far (`neatlogs.stats()` drains the dispatcher first)."""
         with self._lock:
             total = _Totals(self._rng)
             for totals in self._models.values():
@@ -232,68 +225,5 @@ class UsageStats:
             }
         return result
 
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._thread is not None:
-                return
-            thread = threading.Thread(target=self._run, name="neatlogs-stats", daemon=True)
-            try:
-                thread.start()
-            except RuntimeError:  # interpreter shutting down: snapshot() still counts the queue
-                return
-            self._thread = thread
-        self._wake.set()
 
-    def _run(self) -> None:
-        wake = self._wake
-        while True:
-            wake.wait(_COUNT_EVERY)
-            wake.clear()
-            try:
-                self._count_pending()
-            except Exception:
-                log_internal_error("counting usage statistics")
-
-    def _deliver(self, record: CallRecord) -> None:
-        deliver = self.deliver
-        if deliver is not None:
-            try:
-                deliver(record)
-            except Exception:
-                log_internal_error("delivering a finished call")
-
-    def _count_pending(self) -> None:
-        pending = self._pending
-        models = self._models
-        with self._count_lock:
-            while pending:
-                batch = [pending.popleft() for _ in range(min(len(pending), 512))]
-                for record in batch:
-                    self._deliver(record)
-                # Rate limits: only the latest call's per model matter, so a batch reads one each.
-                latest: dict[str, CallRecord] = {}
-                with self._lock:
-                    for record in batch:
-                        try:
-                            tally = record.tally()
-                            model = tally[0]
-                            totals = models.get(model)
-                            if totals is None:
-                                totals = models[model] = _Totals(self._rng)
-                            self._latency.add(totals.add(record, tally))
-                            latest[model] = record
-                        except Exception:
-                            log_internal_error("counting a call in the usage statistics")
-                    for model, record in latest.items():
-                        try:
-                            models[model].set_rate_limit(record.rate_limit())
-                        except Exception:
-                            log_internal_error("reading rate limits for the usage statistics")
-
-
-USAGE = UsageStats()
-
-
-def usage_stats() -> dict[str, Any]:
-    """Process-wide usage figures (see `neatlogs.stats()`)."""
-    return USAGE.snapshot()
+USAGE_STATS = UsageStats()

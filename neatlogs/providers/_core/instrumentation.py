@@ -20,10 +20,10 @@ from neatlogs.record.capture import (
     METADATA,
     OPTION_NAMES,
     CaptureSettings,
-    ContentView,
     Redactor,
 )
 from neatlogs.sinks.history import DEFAULT_HISTORY_SIZE, History
+from neatlogs.sinks.views import ContentView
 
 _no_endpoint_logged = threading.Event()
 

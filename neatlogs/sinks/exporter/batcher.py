@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from neatlogs._log import log_internal_error, logger
+from neatlogs.dispatch import drain as drain_dispatcher
 from neatlogs.record.call import CallRecord
 from neatlogs.sinks.exporter.http import Delivery, IngestClient, Record, describe_unencodable
 from neatlogs.sinks.exporter.settings import ExporterSettings
 from neatlogs.sinks.exporter.spool import Spool
-from neatlogs.sinks.stats import USAGE
 
 # After a 401/403 nothing is sent to that endpoint for this long (records are dropped and counted),
 # so a wrong key costs one request a minute rather than one per batch.
@@ -573,7 +573,7 @@ def pipeline_for(settings: ExporterSettings) -> Pipeline:
 
 def flush_all(timeout: float | None = None) -> bool:
     """Deliver everything enqueued so far on every endpoint; False if `timeout` seconds pass first."""
-    USAGE.drain()  # calls finished but not yet handed to their sinks
+    drain_dispatcher()  # calls finished but not yet handed to their sinks
     deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
     with _registry_lock:
         pipelines = list(_pipelines.values())
@@ -588,7 +588,7 @@ def flush_all(timeout: float | None = None) -> bool:
 def shutdown_all(timeout: float | None = None) -> None:
     """Deliver what can be delivered within `timeout` (default: each endpoint's exit_timeout), spool or
     drop the rest, and stop every worker. Later records for those endpoints are dropped and counted."""
-    USAGE.drain()
+    drain_dispatcher()
     with _registry_lock:
         pipelines = list(_pipelines.values())
         _pipelines.clear()
@@ -601,7 +601,7 @@ def shutdown_all(timeout: float | None = None) -> None:
 def exporter_stats() -> dict[str, int]:
     """Process-wide counters: enqueued, sent, dropped, failed, retried, queue_size (and spooled,
     spool_bad_files)."""
-    USAGE.drain()
+    drain_dispatcher()
     counts = _STATS.snapshot()
     with _registry_lock:
         queued = sum(pipeline.queue_size() for pipeline in _pipelines.values())

@@ -23,10 +23,10 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from neatlogs._log import log_internal_error, logger
+from neatlogs.dispatch import drain as drain_dispatcher
 from neatlogs.record.call import CallRecord
 from neatlogs.record.redact import mask_secrets
 from neatlogs.sinks.otel import semconv as sc
-from neatlogs.sinks.stats import USAGE
 
 __all__ = ["OTelSink", "configure_otlp", "flush_all_otel", "otel_stats", "shutdown_all_otel"]
 
@@ -389,7 +389,7 @@ class OTelSink:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record queued so far is a span, then flush the providers; False on timeout."""
-        USAGE.drain()
+        drain_dispatcher()
         deadline = None if timeout is None else time.monotonic() + timeout
         done = _WORKER.flush(timeout)
         return _force_flush(self._providers(), deadline) and done
@@ -520,7 +520,7 @@ def _force_flush(providers: list[Any], deadline: float | None) -> bool:
 
 def flush_all_otel(timeout: float | None = None) -> bool:
     """Wait until every record queued by any OTelSink is a span, then flush their providers."""
-    USAGE.drain()  # calls finished but not yet handed to their sinks
+    drain_dispatcher()  # calls finished but not yet handed to their sinks
     deadline = None if timeout is None else time.monotonic() + timeout
     done = _WORKER.flush(timeout)
     providers = [provider for sink in list(_SINKS) for provider in sink._providers()]
@@ -536,7 +536,7 @@ def shutdown_all_otel(timeout: float | None = None) -> None:
 
 def otel_stats() -> dict[str, int]:
     """Process-wide OpenTelemetry sink counters: exported, skipped, dropped, failed, queue_size."""
-    USAGE.drain()
+    drain_dispatcher()
     with _WORKER.lock:
         counts = dict(_WORKER.counts)
     counts["queue_size"] = sum(1 for item in list(_WORKER.queue) if isinstance(item, tuple))
