@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from neatlogs._log import log_internal_error
 from neatlogs.providers._stainless.fields import get, payload, request_fields
@@ -102,6 +102,52 @@ def usage_of(parts: UsageParts | None) -> dict[str, Any] | None:
     if isinstance(cache_write, int):
         usage["cache_write_tokens"] = cache_write
     return usage
+
+
+# ---- a whole message, kept as plain values ----
+
+
+class CompactMessage(NamedTuple):
+    """A `Message` as plain values, made when the call returns: a record kept in a history then holds
+    strings and tuples, which the garbage collector does not walk again, rather than the SDK's object
+    tree. `blocks` holds (type, id, name, text or tool input) per content block."""
+
+    model: Any
+    id: Any
+    stop_reason: Any
+    request_id: str | None
+    usage: UsageParts | None
+    blocks: tuple[tuple[Any, Any, Any, Any], ...]
+
+    @property
+    def _request_id(self) -> str | None:  # where `_call_fields` finds it on the SDK's own objects
+        return self.request_id
+
+
+_BLOCK_VALUE = {"text": "text", "thinking": "thinking", "tool_use": "input", "server_tool_use": "input"}
+
+
+def compact_message(body: Any) -> Any:
+    """A message as a `CompactMessage`, or `body` itself when it is not shaped like one (attribute
+    reads only: runs on the caller's thread)."""
+    content = getattr(body, "content", None)
+    if type(content) is not list:
+        return body
+    blocks = []
+    for block in content:
+        kind: Any = getattr(block, "type", None)
+        field = _BLOCK_VALUE.get(kind, "input" if kind == "mcp_tool_use" else "")
+        value = getattr(block, field, None) if field else None
+        blocks.append((kind, getattr(block, "id", None), getattr(block, "name", None), value))
+    request_id = getattr(body, "_request_id", None)
+    return CompactMessage(
+        getattr(body, "model", None),
+        getattr(body, "id", None),
+        getattr(body, "stop_reason", None),
+        request_id if isinstance(request_id, str) else None,
+        _usage_parts(getattr(body, "usage", None)),
+        tuple(blocks),
+    )
 
 
 # ---- streamed events ----
@@ -228,20 +274,19 @@ def _completion(blocks: Iterable[tuple[Any, Any, Any, str]]) -> dict[str, Any]:
     return completion
 
 
+def _block_text(block_type: Any, value: Any) -> str:
+    if block_type in ("tool_use", "server_tool_use", "mcp_tool_use"):
+        return json.dumps(value if value is not None else {}, ensure_ascii=False, default=str)
+    return value if isinstance(value, str) else ""
+
+
 def _message_blocks(content: Any) -> list[tuple[Any, Any, Any, str]]:
     blocks = []
     for block in content or ():
         block_type = get(block, "type")
-        if block_type == "text":
-            text = get(block, "text") or ""
-        elif block_type == "thinking":
-            text = get(block, "thinking") or ""
-        elif block_type == "tool_use" or block_type in ("server_tool_use", "mcp_tool_use"):
-            value = get(block, "input")
-            text = json.dumps(value if value is not None else {}, ensure_ascii=False, default=str)
-        else:
-            text = ""
-        blocks.append((block_type, get(block, "id"), get(block, "name"), text))
+        field = _BLOCK_VALUE.get(block_type, "input" if block_type == "mcp_tool_use" else "")
+        value = get(block, field) if field else None
+        blocks.append((block_type, get(block, "id"), get(block, "name"), _block_text(block_type, value)))
     return blocks
 
 
@@ -309,6 +354,11 @@ def read_messages(record: CallRecord) -> dict[str, Any]:
         fields["finish_reason"] = merged.stop_reason
         fields["response_model"], fields["response_id"] = merged.model, merged.id
         usage_parts = merged.usage
+    elif isinstance(body, CompactMessage):
+        completion = _completion([(k, i, n, _block_text(k, v)) for k, i, n, v in body.blocks])
+        fields["finish_reason"] = body.stop_reason
+        fields["response_model"], fields["response_id"] = body.model, body.id
+        usage_parts = body.usage
     elif body is not None and get(body, "content") is not None:
         completion = _completion(_message_blocks(get(body, "content")))
         fields["finish_reason"] = get(body, "stop_reason")
@@ -345,6 +395,8 @@ def quick_usage(response: Any, chunks: list[Any], stream: bool) -> QuickRead | N
             last = stops[-1][2] if stops else None
             model = start[1] if start is not None else None
             return usage_of(_merged_usage(start[3] if start is not None else None, last)), model
+        if type(response) is CompactMessage:
+            return usage_of(response.usage), response.model if isinstance(response.model, str) else None
         if response is None or not hasattr(response, "usage"):
             return None  # a raw response, or nothing: the full reader knows
         model = getattr(response, "model", None)
