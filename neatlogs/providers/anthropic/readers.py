@@ -127,25 +127,42 @@ class CompactMessage(NamedTuple):
 _BLOCK_VALUE = {"text": "text", "thinking": "thinking", "tool_use": "input", "server_tool_use": "input"}
 
 
+def _own_fields(value: Any) -> dict[str, Any]:
+    # The SDK's pydantic models keep their fields in `__dict__`: reading them there skips pydantic's
+    # slow `__getattr__` for the fields a block type does not have.
+    fields = getattr(value, "__dict__", None)
+    return fields if type(fields) is dict else {}
+
+
 def compact_message(body: Any) -> Any:
     """A message as a `CompactMessage`, or `body` itself when it is not shaped like one (attribute
     reads only: runs on the caller's thread)."""
-    content = getattr(body, "content", None)
+    fields = _own_fields(body)
+    content = fields.get("content")
     if type(content) is not list:
         return body
     blocks = []
     for block in content:
-        kind: Any = getattr(block, "type", None)
+        own = _own_fields(block)
+        kind: Any = own.get("type")
         field = _BLOCK_VALUE.get(kind, "input" if kind == "mcp_tool_use" else "")
-        value = getattr(block, field, None) if field else None
-        blocks.append((kind, getattr(block, "id", None), getattr(block, "name", None), value))
-    request_id = getattr(body, "_request_id", None)
+        blocks.append((kind, own.get("id"), own.get("name"), own.get(field) if field else None))
+    private = getattr(body, "__pydantic_private__", None)  # where pydantic keeps `_request_id`
+    request_id = private.get("_request_id") if type(private) is dict else getattr(body, "_request_id", None)
+    usage = _own_fields(fields.get("usage"))
     return CompactMessage(
-        getattr(body, "model", None),
-        getattr(body, "id", None),
-        getattr(body, "stop_reason", None),
+        fields.get("model"),
+        fields.get("id"),
+        fields.get("stop_reason"),
         request_id if isinstance(request_id, str) else None,
-        _usage_parts(getattr(body, "usage", None)),
+        (
+            usage.get("input_tokens"),
+            usage.get("output_tokens"),
+            usage.get("cache_read_input_tokens"),
+            usage.get("cache_creation_input_tokens"),
+        )
+        if usage
+        else None,
         tuple(blocks),
     )
 
