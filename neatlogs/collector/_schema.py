@@ -1,9 +1,10 @@
 """The collector database's schema, its migrations, and the summaries kept beside the records.
 
 Version 0 with a `records` table is the first collector's file (records and a few columns); version 1
-is the current `records` layout whose summaries are still to be built; version 2 is complete. Setting
-`PRAGMA user_version = 1` makes the next start rebuild every summary and the search index from
-`records` (for instance after deleting rows by hand).
+is the current `records` layout whose summaries are still to be built; version 2 lacks only the index
+of records by `parent_id` (spans' children); version 3 is complete. Setting `PRAGMA user_version = 1`
+makes the next start rebuild every summary and the search index from `records` (for instance after
+deleting rows by hand).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-VERSION = 2
+VERSION = 3
+_WITHOUT_PARENT_INDEX = 2
 _BUILT_RECORDS = 1
 
 logger = logging.getLogger("neatlogs")
@@ -48,10 +50,13 @@ CREATE TABLE records (
 """
 
 # The record's JSON is the last column: the columns before it are read without touching its pages.
+# Only records inside a span have a parent: the index of children holds those alone.
 _RECORD_INDEXES = """
-CREATE INDEX records_trace_started ON records (trace_id, started_at);
-CREATE INDEX records_started ON records (started_at);
-CREATE INDEX records_errors ON records (started_at, model, error_type, error_message) WHERE status = 'error';
+CREATE INDEX IF NOT EXISTS records_trace_started ON records (trace_id, started_at);
+CREATE INDEX IF NOT EXISTS records_started ON records (started_at);
+CREATE INDEX IF NOT EXISTS records_errors ON records (started_at, model, error_type, error_message)
+    WHERE status = 'error';
+CREATE INDEX IF NOT EXISTS records_parent ON records (parent_id, started_at) WHERE parent_id IS NOT NULL;
 """
 
 _SUMMARIES = """
@@ -326,6 +331,9 @@ def migrate(db: sqlite3.Connection) -> None:
         elif version == _BUILT_RECORDS:
             logger.warning("neatlogs: rebuilding the collector's summaries and search index")
             _build_summaries(db)
+        elif version == _WITHOUT_PARENT_INDEX:
+            logger.warning("neatlogs: indexing the collector's records by parent span; this runs once")
+        _run_script(db, _RECORD_INDEXES)  # whichever are missing
         db.execute(f"PRAGMA user_version = {VERSION}")
     except BaseException:
         db.execute("ROLLBACK")

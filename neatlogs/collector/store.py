@@ -35,6 +35,8 @@ EXACT_PERCENTILE_MINUTES = 60
 # Past this many minutes, percentiles come from daily histograms instead of hourly ones.
 LONG_RANGE_MINUTES = 2 * 1440
 TOP_ERRORS = 10
+# The most records below one span that RecordStore.inside counts.
+INSIDE_LIMIT = 100_000
 # Stored records are folded into the search index and summaries once this many (or this many
 # characters of search text) are waiting, or before a query that reads them.
 _FOLD_ROWS = 1000
@@ -82,9 +84,12 @@ def _words(value: Any, out: list[str], depth: int = 0) -> None:
 
 
 def _search_text(record: Mapping[str, Any], error: Any) -> str:
-    """The text full-text search looks in: prompt, completion, error message and span name."""
+    """The text full-text search looks in: prompt (or a span's input), completion, error and span name."""
     out: list[str] = []
-    _words(record.get("prompt"), out)
+    prompt = record.get("prompt")
+    if prompt is None and record.get("kind") == "span":
+        prompt = record.get("request")  # the SDK sends a span's input as {"input": ...} there
+    _words(prompt, out)
     _words(record.get("completion"), out)
     if error is not None:
         message = error.get("message")
@@ -630,6 +635,62 @@ class RecordStore:
         )
         return [dict(zip(_CALL_KEYS, row, strict=True)) for row in rows]
 
+    def call_fields(self, record_id: str) -> dict[str, Any] | None:
+        """One record's timeline fields (as trace_calls gives them), or None if it is not stored."""
+        rows = self._read(f"SELECT {', '.join(_CALL_KEYS)} FROM records WHERE id = ?", (record_id,))
+        return dict(zip(_CALL_KEYS, rows[0], strict=True)) if rows else None
+
+    def children(self, parent_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """The records whose `parent_id` is this one, oldest first, as trace_calls' fields."""
+        rows = self._read(
+            f"SELECT {', '.join(_CALL_KEYS)} FROM records WHERE parent_id = ?1 AND id <> ?1"
+            " ORDER BY started_at, seq LIMIT ?2",
+            (parent_id, limit),
+        )
+        return [dict(zip(_CALL_KEYS, row, strict=True)) for row in rows]
+
+    def child_counts(self, parent_ids: Sequence[str]) -> dict[str, int]:
+        """How many records each of these ids is the parent of (ids without children left out)."""
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(parent_ids))
+        for start in range(0, len(unique), 500):  # under SQLite's limit of parameters
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for parent, count in self._read(
+                f"SELECT parent_id, COUNT(*) FROM records WHERE parent_id IN ({marks}) AND parent_id <> id"
+                " GROUP BY parent_id",
+                chunk,
+            ):
+                found[parent] = count
+        return found
+
+    def inside(self, span_id: str, limit: int = INSIDE_LIMIT) -> dict[str, Any]:
+        """Totals of every record below a span (children, their children, ...): calls, spans,
+        errors, tokens and cost (None when no call inside had a price); `complete` is False when
+        more than `limit` records were below it and only the first `limit` were counted."""
+        # UNION (not UNION ALL): a parent_id cycle ends instead of looping.
+        ((calls, spans, errors, prompt, completion, total, cost, found),) = self._read(
+            "WITH RECURSIVE below(id) AS ("
+            " SELECT id FROM records WHERE parent_id = ?1"
+            " UNION SELECT r.id FROM records AS r JOIN below AS b ON r.parent_id = b.id LIMIT ?2)"
+            " SELECT COALESCE(SUM(r.kind <> 'span'), 0), COALESCE(SUM(r.kind = 'span'), 0),"
+            " COALESCE(SUM(r.status = 'error'), 0), COALESCE(SUM(r.prompt_tokens), 0),"
+            " COALESCE(SUM(r.completion_tokens), 0), COALESCE(SUM(r.total_tokens), 0), SUM(r.cost_usd),"
+            " COUNT(*)"
+            " FROM below AS b JOIN records AS r ON r.id = b.id WHERE r.id <> ?1",
+            (span_id, limit + 1),
+        )
+        return {
+            "calls": calls,
+            "spans": spans,
+            "errors": errors,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": total,
+            "cost_usd": cost,
+            "complete": found <= limit,
+        }
+
     def query_traces(self, filters: Filters, limit: int = 100, cursor: str | None = None) -> Page:
         """Per-trace summaries, most recently active first; a trace matches if it has a matching record.
 
@@ -958,7 +1019,7 @@ def _money(value: float | None) -> float:
 def _record_conditions(filters: Filters) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
-    for column in ("trace_id", "model", "provider", "kind"):
+    for column in ("trace_id", "model", "provider", "kind", "parent_id"):
         value = getattr(filters, column)
         if value is not None:
             where.append(f"r.{column} = ?")

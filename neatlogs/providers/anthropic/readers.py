@@ -14,8 +14,8 @@ from typing import Any, NamedTuple, TypedDict
 
 from neatlogs._log import log_internal_error
 from neatlogs.providers._stainless.fields import get, payload, request_fields
+from neatlogs.providers.anthropic.traits import rate_limit_from_headers
 from neatlogs.record.call import CallRecord, QuickRead
-from neatlogs.record.ratelimit import rate_limit_from_headers
 
 try:  # the `speedups` extra decodes a stream's events faster
     import orjson as _orjson
