@@ -13,8 +13,10 @@ import json
 import logging
 import math
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from neatlogs.collector.rows import _INSERT, Entry, _entries, _no_surrogates, _row
 
 VERSION = 3
 _WITHOUT_PARENT_INDEX = 2
@@ -350,12 +352,6 @@ def _run_script(db: sqlite3.Connection, script: str) -> None:
 
 def _rebuild_records(db: sqlite3.Connection) -> None:
     """The first collector's `records` table rewritten in the current layout (its rowids kept as seq)."""
-    from neatlogs.collector.store import (  # the same row building as ingest
-        _INSERT,
-        _index,
-        _no_surrogates,
-        _row,
-    )
 
     db.execute("ALTER TABLE records RENAME TO records_v0")
     for index in ("records_trace_started", "records_started"):
@@ -404,8 +400,6 @@ def set_search_index(db: sqlite3.Connection, settings: Sequence[tuple[str, int]]
 
 def _build_summaries(db: sqlite3.Connection) -> None:
     """(Re)build the search index and every summary from the `records` table, a chunk at a time."""
-    from neatlogs.collector.store import _index
-
     _new_summaries(db)
     cursor = db.execute("SELECT seq, record FROM records ORDER BY seq")
     while True:
@@ -413,3 +407,44 @@ def _build_summaries(db: sqlite3.Connection) -> None:
         if not chunk:
             break
         _index(db, [(seq, _loads_or_empty(text)) for seq, text in chunk])
+
+
+# ---- folding stored records into the search index and summaries ----
+
+
+def _fold(db: sqlite3.Connection, entries: Sequence[Entry]) -> None:
+    """Add stored records (ascending seq, all rows from the last folded one on) to the search
+    index, tags and summaries, inside the caller's transaction."""
+    if not entries:
+        return
+    db.executemany("INSERT INTO records_fts (rowid, text) VALUES (?, ?)", [entry[:2] for entry in entries])
+    tags = [(seq, tag) for seq, _, record_tags in entries for tag in record_tags]
+    if tags:
+        db.executemany("INSERT OR IGNORE INTO record_tags (seq, tag) VALUES (?, ?)", tags)
+    summarise(db, entries[0][0], entries[-1][0])
+
+
+def _index(
+    db: sqlite3.Connection, pairs: Sequence[tuple[int, Mapping[str, Any]]], clean: bool = True
+) -> None:
+    """_fold for records given as (seq, record)."""
+    _fold(db, _entries(pairs))
+
+
+def _tune_search_index(db: sqlite3.Connection) -> None:
+    """Give a file's search index the settings it lacks (made by an older version), writing only
+    then: a read-only file that has them opens as before."""
+    found = dict(db.execute("SELECT k, v FROM records_fts_config").fetchall())
+    missing = [(key, value) for key, value in SEARCH_INDEX_SETTINGS if found.get(key) != value]
+    if not missing:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        set_search_index(db, missing)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+# ---------------------------------------------------------------- percentiles

@@ -5,4 +5,5 @@
 PROVIDERS: dict[str, str] = {
     "openai": "neatlogs.providers.openai.provider:OpenAIProvider",
     "litellm": "neatlogs.providers.litellm.provider:LiteLLMProvider",
+    "anthropic": "neatlogs.providers.anthropic.provider:AnthropicProvider",
 }

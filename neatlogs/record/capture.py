@@ -218,6 +218,8 @@ _METADATA_REQUEST_KEYS = frozenset(
         "modalities", "encoding_format", "dimensions", "timeout", "truncation", "background",
         "previous_response_id", "user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention",
         "metadata", "verbosity", "include", "best_of", "echo",
+        # Anthropic's
+        "stop_sequences", "thinking", "betas", "output_config", "output_format", "cache_control", "speed",
     }
 )  # fmt: skip
 # Keys of a choice (or message) that describe it without its text.

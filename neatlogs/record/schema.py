@@ -47,6 +47,7 @@ class Message(TypedDict, total=False):
     role: str
     content: Any
     tool_calls: list[ToolCall]
+    thinking: str
     finish_reason: str | None
 
 
@@ -92,6 +93,7 @@ class Record(_Required, total=False):
     dimensions: int
     custom_llm_provider: str
     litellm_cost_usd: float
+    input_tokens: int
     # spans (contract section 6): every record has `parent_id` and `kind`; a span also `name` and,
     # when set, `attributes`
     parent_id: str | None
