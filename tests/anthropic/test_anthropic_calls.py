@@ -361,3 +361,13 @@ def test_usage_statistics_count_anthropic_tokens_cache_reads_cost_and_rate_limit
     ) / 1e6
     assert usage["cost_usd"] == pytest.approx(expected)
     assert usage["rate_limit_remaining"]["requests"] == 3998  # the stream's headers
+
+
+def test_claude_calls_made_inside_a_span_are_its_children(
+    traced: AnthropicProvider, claude: anthropic.Anthropic
+) -> None:
+    with neatlogs.span("ask-claude", kind="agent") as step:
+        _ask(claude)
+    call, step_record = traced.get_conversation_history()
+    assert (call["kind"], call["parent_id"]) == ("llm", step.id)
+    assert (step_record["kind"], step_record["name"]) == ("span", "ask-claude")
