@@ -1,0 +1,62 @@
+"""What differs between the SDKs whose test-suites run here: one description per SDK, nothing else.
+
+Everything else (download, selection rule, the two runs, the comparison) is the same for every SDK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Sdk:
+    """One SDK whose own test-suite `run.py` runs without and with neatlogs."""
+
+    name: str
+    """The distribution on the package index, its import name and neatlogs' `provider` in its records."""
+    stripped_env: tuple[str, ...]
+    """Prefixes of environment variables that would point the tests at a real API or send records away."""
+    kept_env: tuple[str, ...] = ()
+    """Prefixes among those that are the SDK's own test switches and pass through."""
+    pytest_args: tuple[str, ...] = ()
+    """What the SDK's `addopts` hold that its tests need (the harness drops `addopts`: its `-n auto`)."""
+    excluded: dict[str, str] = field(default_factory=dict)
+    """Path or glob relative to the unpacked sdist (a directory: all below it) -> why it is left out."""
+
+
+_PRISM = "calls the Prism mock server of the OpenAPI spec on 127.0.0.1:4010"
+_ALWAYS_STRIPPED = ("NEATLOGS_", "OTEL_")
+
+OPENAI = Sdk(
+    name="openai",
+    stripped_env=(*_ALWAYS_STRIPPED, "OPENAI_", "AZURE_OPENAI_"),
+    kept_env=("OPENAI_TEST_",),
+    excluded={
+        "tests/api_resources": _PRISM,
+        "tests/lib/test_fine_tuning_positional_arguments.py": "calls the Prism mock server on 127.0.0.1:4010",
+        "tests/test_uv_workflows.py": (
+            "packaging policy: needs uv, CI=true and GitHub workflows the sdist lacks"
+        ),
+        "tests/lib/test_microphone.py": "needs sounddevice and the PortAudio system library",
+        # These start fresh interpreters (import-time checks, the example scripts), where neatlogs is not
+        # active, and take most of a run's time.
+        "tests/test_lazy_imports.py": "subprocesses only: what a fresh `import openai` loads",
+        "tests/lib/test_realtime_example_keepalive.py": "subprocesses only: the realtime example scripts",
+        "tests/test_mtls_http_client.py": "subprocesses only: runs the mTLS example scripts",
+        # Certificates and workload identity at the transport, below every method neatlogs wraps.
+        "tests/test_tls_hostname.py": "TLS transport only",
+        "tests/test_x509_*.py": "X.509 workload identity at the transport only",
+    },
+)
+
+ANTHROPIC = Sdk(
+    name="anthropic",
+    stripped_env=(*_ALWAYS_STRIPPED, "ANTHROPIC_", "AWS_", "GOOGLE_", "CLOUD_ML_"),
+    # Its respx mocks `httpx`; this plugin makes `import httpx` load httpx2, the SDK's HTTP client.
+    pytest_args=("-p", "tests._alias_httpx"),
+    excluded={
+        "tests/api_resources": _PRISM,
+    },
+)
+
+SDKS: dict[str, Sdk] = {sdk.name: sdk for sdk in (OPENAI, ANTHROPIC)}
