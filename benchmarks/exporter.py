@@ -28,15 +28,15 @@ from typing import Any
 _REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(_REPO))
 
-from neatlogs._collector.server import CollectorServer  # noqa: E402
-from neatlogs._export import (  # noqa: E402
+from neatlogs.collector.server import CollectorServer  # noqa: E402
+from neatlogs.record.call import CallRecord  # noqa: E402
+from neatlogs.sinks.exporter import (  # noqa: E402
     ExporterSettings,
     exporter_sink,
     exporter_stats,
     flush_all,
     shutdown_all,
 )
-from neatlogs._record import CallRecord  # noqa: E402
 
 _MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant that answers briefly."},
@@ -89,7 +89,7 @@ def _closed_port_url() -> str:
 
 _COLLECTOR_PROCESS = """
 import sys
-from neatlogs._collector.server import CollectorServer
+from neatlogs.collector.server import CollectorServer
 with CollectorServer(sys.argv[1]) as server:
     print(server.url, flush=True)
     for line in sys.stdin:  # each line asks for the stored count; EOF stops the collector

@@ -24,7 +24,7 @@ from typing import Any
 _REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(_REPO))
 
-from neatlogs._collector.store import RecordStore  # noqa: E402
+from neatlogs.collector.store import RecordStore  # noqa: E402
 
 try:
     import orjson

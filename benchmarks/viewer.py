@@ -28,7 +28,7 @@ _REPO = Path(__file__).resolve().parent.parent
 
 _COLLECTOR_PROCESS = """
 import sys
-from neatlogs._collector.server import CollectorServer
+from neatlogs.collector.server import CollectorServer
 with CollectorServer(sys.argv[1]) as server:
     print(server.url, flush=True)
     sys.stdin.read()  # EOF stops the collector

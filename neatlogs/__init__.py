@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ._config import check_optional_limit
-from ._context import trace
-from ._pricing import get_prices, set_prices
-from .llm import LLMTracker
+from neatlogs._config import check_optional_limit
+from neatlogs._context import trace
+from neatlogs.llm import LLMTracker
+from neatlogs.record.pricing import get_prices, set_prices
 
 __version__ = "0.1.0"
 __all__ = [
@@ -53,7 +53,7 @@ def init(
 def configure_otlp(service_name: str = "neatlogs-app") -> bool:
     """Install OpenTelemetry SDK providers exporting OTLP/HTTP, only when OTEL_EXPORTER_OTLP_ENDPOINT
     is set and `neatlogs[otel]` is installed; True when it did."""
-    from ._export.otel import configure_otlp as configure
+    from neatlogs.sinks.otel.sink import configure_otlp as configure
 
     return configure(service_name)
 
@@ -62,8 +62,8 @@ def flush(timeout: float | None = None) -> bool:
     """Wait until every record so far is delivered to its endpoint; False if `timeout` ran out first."""
     import time
 
-    from ._export import flush_all
-    from ._export.otel import flush_all_otel
+    from neatlogs.sinks.exporter import flush_all
+    from neatlogs.sinks.otel.sink import flush_all_otel
 
     deadline = None if timeout is None else time.monotonic() + timeout
     delivered = flush_all(timeout)
@@ -73,8 +73,8 @@ def flush(timeout: float | None = None) -> bool:
 
 def shutdown(timeout: float | None = None) -> None:
     """Flush (bounded by `timeout`) and stop the background exporter."""
-    from ._export import shutdown_all
-    from ._export.otel import shutdown_all_otel
+    from neatlogs.sinks.exporter import shutdown_all
+    from neatlogs.sinks.otel.sink import shutdown_all_otel
 
     shutdown_all(timeout)
     shutdown_all_otel(timeout)
@@ -89,13 +89,15 @@ def stats() -> dict[str, Any]:
     `cost_usd`, `unpriced_calls`, `latency_ms` ({"p50", "p95"}) and `by_model` (the same per requested
     model, plus `ttft_ms` and the latest `rate_limit_remaining`). See docs/cost.md.
     """
-    from ._export import exporter_stats
-    from ._export.otel import otel_stats
-    from ._stats import usage_stats
+    from neatlogs.dispatch import drain
+    from neatlogs.sinks.exporter import exporter_stats
+    from neatlogs.sinks.otel.sink import otel_stats
+    from neatlogs.sinks.stats import USAGE_STATS
 
     counters: dict[str, Any] = dict(exporter_stats())
     counters.update({f"otel_{name}": value for name, value in otel_stats().items()})
-    counters["usage"] = usage_stats()
+    drain()  # every call finished before this one is counted
+    counters["usage"] = USAGE_STATS.snapshot()
     return counters
 
 

@@ -85,7 +85,7 @@ def _keys(cli_keys: Sequence[str]) -> set[str]:
 
 
 def _announce(url: str, address: str, db: str, auth: bool) -> None:
-    from ._collector.guard import is_loopback_name
+    from neatlogs.collector.guard import is_loopback_name
 
     host = address.rpartition(":")[0]
     local = is_loopback_name(host)
@@ -114,8 +114,8 @@ def _announce(url: str, address: str, db: str, auth: bool) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        from ._collector.server import serve, unauthenticated_network_problem
-        from ._collector.store import StorageError
+        from neatlogs.collector.server import serve, unauthenticated_network_problem
+        from neatlogs.collector.store import StorageError
     except ImportError:
         print(_NO_SERVER_DEPS, file=sys.stderr)
         return 2
@@ -181,7 +181,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo
+    from neatlogs._demo import run_demo
 
     return int(run_demo(args))
 

@@ -7,7 +7,7 @@ import contextvars
 from collections.abc import Iterator
 from typing import Any
 
-from ._config import check_tags, check_trace_id
+from neatlogs._config import check_tags, check_trace_id
 
 # (trace id or None, extra tags) for calls made inside `neatlogs.trace(...)`.
 Scope = tuple[str | None, tuple[str, ...]]

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._testing.fake_openai import WEATHER_TOOL
+from neatlogs._testing.fake_openai import WEATHER_TOOL
 
 
 def _scenarios(client: Any, async_client: Any, fake: Any) -> list[tuple[str, Callable[[], Any]]]:
@@ -120,7 +120,7 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         import openai
 
-        from ._collector.server import CollectorServer
+        from neatlogs.collector.server import CollectorServer
     except ImportError as exc:
         print(f"neatlogs demo needs the demo extra ({exc.name} is missing): pip install 'neatlogs[demo]'")
         return 2

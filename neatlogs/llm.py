@@ -10,17 +10,17 @@ from typing import Any
 
 import wrapt
 
-from ._config import check_optional_limit, check_tags, check_trace_id
-from ._history import DEFAULT_HISTORY_SIZE
-from ._log import log_internal_error
-from ._provider import Instrumentation, Pipeline
+from neatlogs._config import check_optional_limit, check_tags, check_trace_id
+from neatlogs._log import log_internal_error
+from neatlogs.providers._core.instrumentation import Instrumentation, Pipeline
+from neatlogs.sinks.history import DEFAULT_HISTORY_SIZE
 
 __all__ = ["LLMTracker"]
 
 # SDK module name -> "module:Class" of the provider that traces it.
 _PROVIDERS: dict[str, str] = {
-    "openai": "neatlogs.openai:OpenAIProvider",
-    "litellm": "neatlogs.litellm:LiteLLMProvider",
+    "openai": "neatlogs.providers.openai.provider:OpenAIProvider",
+    "litellm": "neatlogs.providers.litellm.provider:LiteLLMProvider",
 }
 
 

@@ -24,9 +24,9 @@ import openai
 import requests
 
 import neatlogs
-from neatlogs._collector import CollectorServer
 from neatlogs._demo import _scenarios
 from neatlogs._testing.fake_openai import FakeOpenAI
+from neatlogs.collector import CollectorServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]

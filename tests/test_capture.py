@@ -16,10 +16,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import neatlogs
-from neatlogs._collector.server import CollectorServer
-from neatlogs._export.otel import flush_all_otel
+from neatlogs.collector.server import CollectorServer
 from neatlogs.llm import LLMTracker
 from neatlogs.openai import OpenAIProvider
+from neatlogs.sinks.otel.sink import flush_all_otel
 
 from .helpers import WEATHER_TOOL
 

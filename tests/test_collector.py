@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from neatlogs._collector import CollectorServer, RecordStore
+from neatlogs.collector import CollectorServer, RecordStore
 
 KEY = "test-key-" + uuid.uuid4().hex
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -525,7 +525,7 @@ def test_cli_serve_without_the_server_extra_says_how_to_install_it(
 ) -> None:
     from neatlogs.__main__ import main
 
-    for name in [name for name in sys.modules if name.startswith("neatlogs._collector.")]:
+    for name in [name for name in sys.modules if name.startswith("neatlogs.collector.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "uvicorn", None)
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from neatlogs.__main__ import main
-from neatlogs._collector import CollectorServer, RecordStore
+from neatlogs.collector import CollectorServer, RecordStore
 
 from .test_collector import AUTH, JSON_AUTH, KEY, _cli_env, make_record, post
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import requests
 
-from neatlogs._collector import CollectorServer
-from neatlogs._collector.app import MAX_DEPTH, MAX_GZIP_MEMBERS, MAX_RECORDS
+from neatlogs.collector import CollectorServer
+from neatlogs.collector.app import MAX_DEPTH, MAX_GZIP_MEMBERS, MAX_RECORDS
 
 from .test_collector import AUTH, JSON_AUTH, KEY, make_record
 from .test_collector_queries import _old_database
@@ -257,8 +257,14 @@ def test_a_full_disk_is_503_with_retry_after_and_stores_nothing(tmp_path: Path, 
 def test_the_exporter_retries_a_full_collector_and_delivers_once_there_is_room(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from neatlogs._export import ExporterSettings, exporter_sink, exporter_stats, flush_all, shutdown_all
-    from neatlogs._record import CallRecord
+    from neatlogs.record.call import CallRecord
+    from neatlogs.sinks.exporter import (
+        ExporterSettings,
+        exporter_sink,
+        exporter_stats,
+        flush_all,
+        shutdown_all,
+    )
 
     def reader(record: CallRecord) -> dict[str, Any]:
         return {"model": "gpt-test", "request": dict(record.request), "prompt": "q" * 5000}

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import requests
 
-from neatlogs._collector import CollectorServer, RecordStore
-from neatlogs._collector import store as store_module
-from neatlogs._collector.queries import Filters
+from neatlogs.collector import CollectorServer, RecordStore
+from neatlogs.collector import store as store_module
+from neatlogs.collector.queries import Filters
 
 from .test_collector import AUTH, KEY, make_record, post
 
@@ -555,7 +555,7 @@ def test_a_record_holding_a_lone_surrogate_is_read_back_with_it_replaced(
     assert traces.json()["traces"][0]["tags"] == ["\ufffd"]
 
 
-# The first collector's schema and insert (git show a7b1b3b:neatlogs/_collector/store.py).
+# The first collector's schema and insert (git show a7b1b3b:neatlogs/collector/store.py).
 OLD_SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     id                TEXT PRIMARY KEY,
@@ -790,7 +790,7 @@ def test_the_index_and_summaries_catch_up_in_chunks_and_before_any_read_of_them(
 CRASHING_WRITER = """
 import os, sys
 sys.path.insert(0, sys.argv[2])
-from neatlogs._collector import RecordStore
+from neatlogs.collector import RecordStore
 from tests.test_collector import make_record
 store = RecordStore(sys.argv[1])
 store.add([make_record("crashed", prompt="cherry", started_at="2026-01-01T00:00:00.000000Z")])

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from neatlogs._collector import app
-from neatlogs._collector.app import BadRequest, read_batch
+from neatlogs.collector import app
+from neatlogs.collector.app import BadRequest, read_batch
 
 from .helpers import choose_json_library
 

@@ -1,6 +1,6 @@
 """No credential lands in a record, whichever provider made it and wherever in the call it was passed.
 
-Every provider's request goes through one rule (`neatlogs/_credentials.py`): values under
+Every provider's request goes through one rule (`neatlogs/record/credentials.py`): values under
 credential-like names are left out of `request` at any depth (`extra_query` and `extra_body`
 included), and a dict key that is itself a secret is masked. Secrets without a known prefix that
 follow a name saying what they are (`api-key: <32 hex>`) are masked in free text. The end-to-end
@@ -25,12 +25,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from neatlogs._export import flush_all
-from neatlogs._export.otel import flush_all_otel
-from neatlogs._redact import mask_secrets, may_hold_secret
 from neatlogs._testing.fake_openai import FakeOpenAI
 from neatlogs.litellm import LiteLLMProvider
 from neatlogs.openai import OpenAIProvider
+from neatlogs.record.redact import mask_secrets, may_hold_secret
+from neatlogs.sinks.exporter import flush_all
+from neatlogs.sinks.otel.sink import flush_all_otel
 
 from .conftest import OPENAI_KEY
 from .fake_collector import FakeCollector

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from neatlogs import _sanitize
-from neatlogs._capture import FULL, METADATA, CaptureSettings, _clean, _fit, build_view
-from neatlogs._export.http import encode
-from neatlogs._named_secrets import may_hold_named_secret
-from neatlogs._redact import _SECRET_MARKER, SECRET_MARKERS, may_hold_secret
-from neatlogs._sanitize import Cleaner, EncodedRecord, json_text, plain_copy
+from neatlogs.record import sanitize as _sanitize
+from neatlogs.record.capture import FULL, METADATA, CaptureSettings, _clean, _fit, build_view
+from neatlogs.record.named_secrets import may_hold_named_secret
+from neatlogs.record.redact import _SECRET_MARKER, SECRET_MARKERS, may_hold_secret
+from neatlogs.record.sanitize import Cleaner, EncodedRecord, json_text, plain_copy
+from neatlogs.sinks.exporter.http import encode
 
 from .helpers import choose_json_library
 
@@ -74,7 +74,7 @@ def _raw(**fields: Any) -> dict[str, Any]:
 
 def _slow_view(raw: dict[str, Any], mode: str, settings: CaptureSettings) -> dict[str, Any]:
     """The view as the plain cleaner builds it (a string at a time), without any JSON text."""
-    from neatlogs._capture import strip_content
+    from neatlogs.record.capture import strip_content
 
     source = strip_content(raw) if mode == METADATA else {**raw, "capture": FULL}
     cleaned, chars = _clean(source, settings)

@@ -9,7 +9,7 @@ from typing import Any
 import openai
 import pytest
 
-import neatlogs._patch.openai as openai_patch
+import neatlogs.providers.openai.patch as openai_patch
 from neatlogs.openai import OpenAIProvider
 
 from .conftest import OPENAI_KEY

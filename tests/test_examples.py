@@ -21,10 +21,10 @@ import openai
 import pytest
 
 import neatlogs
-from neatlogs._collector.server import CollectorServer
-from neatlogs._export import shutdown_all
 from neatlogs._testing.fake_openai import FakeOpenAI
+from neatlogs.collector.server import CollectorServer
 from neatlogs.openai import OpenAIProvider
+from neatlogs.sinks.exporter import shutdown_all
 
 from .conftest import OPENAI_KEY
 

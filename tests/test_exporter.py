@@ -24,10 +24,17 @@ import requests
 from opentelemetry import context as otel_context
 
 import neatlogs
-from neatlogs import _sanitize
-from neatlogs._collector.server import CollectorServer
-from neatlogs._export import ExporterSettings, exporter_sink, exporter_stats, flush_all, http, shutdown_all
-from neatlogs._record import CallRecord, PackedChunks
+from neatlogs.collector.server import CollectorServer
+from neatlogs.record import sanitize as _sanitize
+from neatlogs.record.call import CallRecord, PackedChunks
+from neatlogs.sinks.exporter import (
+    ExporterSettings,
+    exporter_sink,
+    exporter_stats,
+    flush_all,
+    http,
+    shutdown_all,
+)
 from tests.fake_collector import FakeCollector
 from tests.helpers import choose_json_library
 
@@ -113,8 +120,8 @@ def run_python(code: str, timeout: float = 20.0) -> subprocess.CompletedProcess[
     env["PYTHONPATH"] = str(REPO)
     prelude = textwrap.dedent(
         """
-        from neatlogs._export import ExporterSettings, exporter_sink, exporter_stats, flush_all
-        from neatlogs._record import CallRecord
+        from neatlogs.sinks.exporter import ExporterSettings, exporter_sink, exporter_stats, flush_all
+        from neatlogs.record.call import CallRecord
         def reader(record):
             return {"model": "gpt-test", "request": dict(record.request)}
         def make_record(n, marker):

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import requests
 
-from neatlogs._export import http
-from neatlogs._export.http import _Session
+from neatlogs.sinks.exporter import http
+from neatlogs.sinks.exporter.http import _Session
 
 URL = "http://collector.example:7077/v1/records"
 

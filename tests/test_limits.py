@@ -17,9 +17,9 @@ import openai
 import pydantic
 import pytest
 
-from neatlogs._jsonsafe import to_jsonable
-from neatlogs._sanitize import json_size
 from neatlogs.openai import OpenAIProvider
+from neatlogs.record.jsonsafe import to_jsonable
+from neatlogs.record.sanitize import json_size
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40).decode()
 

@@ -29,11 +29,11 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import SpanKind, StatusCode
 
 import neatlogs
-from neatlogs._export import otel as otel_module
-from neatlogs._export.otel import OTelSink, flush_all_otel
-from neatlogs._record import CallRecord, PackedChunks
 from neatlogs._testing.fake_openai import FakeOpenAI
 from neatlogs.openai import OpenAIProvider
+from neatlogs.record.call import CallRecord, PackedChunks
+from neatlogs.sinks.otel import sink as otel_module
+from neatlogs.sinks.otel.sink import OTelSink, flush_all_otel
 
 from .helpers import WEATHER_TOOL
 
@@ -667,7 +667,7 @@ def test_configure_otlp_exports_neatlogs_spans_and_metrics_to_a_collector(fake_o
         f"""
         import openai
         from neatlogs import configure_otlp
-        from neatlogs._export.otel import flush_all_otel
+        from neatlogs.sinks.otel.sink import flush_all_otel
         from neatlogs.openai import OpenAIProvider
 
         first, second = configure_otlp("otlp-test"), configure_otlp()

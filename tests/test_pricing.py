@@ -11,8 +11,8 @@ import openai
 import pytest
 
 import neatlogs
-from neatlogs._pricing import cost_usd
 from neatlogs.openai import OpenAIProvider
+from neatlogs.record.pricing import cost_usd
 
 
 @pytest.fixture(autouse=True)

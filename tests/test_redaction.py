@@ -14,9 +14,9 @@ import pytest
 import requests
 
 import neatlogs
-from neatlogs._collector.server import CollectorServer
-from neatlogs._redact import mask_pii, mask_secrets
+from neatlogs.collector.server import CollectorServer
 from neatlogs.openai import OpenAIProvider
+from neatlogs.record.redact import mask_pii, mask_secrets
 
 OPENAI_STYLE_KEY = "sk-proj-Zx81kP0qWc3eV7bN2mL5aS9dF4gH6jK1"
 ANTHROPIC_KEY = "sk-ant-api03-Qw3rTy7uIo9pAs1dFg5hJk2lZx8cVb4nM"

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 import neatlogs
-from neatlogs._collector.server import CollectorServer
+from neatlogs.collector.server import CollectorServer
 from neatlogs.llm import LLMTracker
 from neatlogs.openai import OpenAIProvider
 

@@ -202,7 +202,7 @@ def test_calls_are_counted_on_a_background_thread(
     make_provider()
     _ask(client, model)
 
-    assert any(thread.name == "neatlogs-stats" for thread in threading.enumerate())
+    assert any(thread.name == "neatlogs-dispatch" for thread in threading.enumerate())
     assert _usage(model)["calls"] == 1
 
 

@@ -16,10 +16,10 @@ import openai
 import pytest
 
 import neatlogs
-from neatlogs._patch.openai import settle_chat_events
-from neatlogs._patch.openai_events import event_tap
-from neatlogs._record import CallRecord
 from neatlogs.openai import OpenAIProvider
+from neatlogs.providers._stainless.events import event_tap
+from neatlogs.providers.openai.patch import settle_chat_events
+from neatlogs.record.call import CallRecord
 
 from .helpers import WEATHER_TOOL, assert_contract, tool_calls_seen
 
@@ -192,7 +192,7 @@ def test_a_chat_streams_events_settle_the_same_with_either_json_decoder(
     decoder: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if decoder == "json":  # as without the `speedups` extra
-        monkeypatch.setattr(neatlogs._patch.openai, "_orjson", None)
+        monkeypatch.setattr(neatlogs.providers.openai.patch, "_orjson", None)
     events = [
         json.dumps(
             {

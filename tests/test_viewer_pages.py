@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from neatlogs._collector import CollectorServer
-from neatlogs._collector.viewer import routes
+from neatlogs.collector import CollectorServer
+from neatlogs.collector.viewer import routes
 
 from .viewer_records import error_record, post, record, tool_conversation
 

@@ -17,8 +17,8 @@ import openai
 import pytest
 
 import neatlogs
-from neatlogs._collector import CollectorServer
 from neatlogs._testing.fake_openai import WEATHER_TOOL, FakeOpenAI
+from neatlogs.collector import CollectorServer
 from neatlogs.openai import OpenAIProvider
 
 HERE = Path(__file__).parent

@@ -1,0 +1,1 @@
+"""What every provider shares: patch sets, call and stream wrappers, the provider base class."""

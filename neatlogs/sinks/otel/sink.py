@@ -1,0 +1,592 @@
+"""OpenTelemetry sink: one GenAI semantic-convention span and the gen_ai.client.* metrics per traced call.
+
+The caller's thread only appends the finished record to a bounded queue. One daemon thread per process
+turns records into spans with the call's own start and end times, parented on the OpenTelemetry context
+that was current when the call was made, and records the metrics. Nothing here imports a provider SDK.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+import weakref
+from collections import OrderedDict, deque
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from neatlogs._log import log_internal_error, logger
+from neatlogs.dispatch import drain as drain_dispatcher
+from neatlogs.record.call import CallRecord
+from neatlogs.record.redact import mask_secrets
+from neatlogs.sinks.otel import semconv as sc
+
+__all__ = ["OTelSink", "configure_otlp", "flush_all_otel", "otel_stats", "shutdown_all_otel"]
+
+_MAX_QUEUE = 10_000
+# Records become spans in batches: as soon as this many wait, else every `_EXPORT_EVERY` seconds (a
+# span keeps the call's own start and end times however late it is made). Few wake-ups: a thread that
+# wants the GIL back while the calling thread is busy slows every GIL hand-off (docs/overhead.md).
+_WAKE_AT = 256
+_EXPORT_EVERY = 1.0
+# The longest the interpreter's exit waits for queued records to become spans.
+_EXIT_TIMEOUT = 2.0
+# How many recent calls are remembered to give one span per call when several neatlogs providers see it.
+_RECENT_CALLS = 1024
+_CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_CAPTURE_ON = frozenset({"true", "1", "yes", "span_only", "span_and_event"})
+_SCOPE = "neatlogs"
+_SUPPRESS_KEY = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
+
+# Wrappers from these modules on the SDK method mean another GenAI instrumentation makes its own span for
+# the call: opentelemetry-instrumentation-openai-v2 (`...openai_v2`) and OpenLLMetry (`...openai`).
+_FOREIGN_WRAPPER_MODULES = ("opentelemetry.instrumentation.openai",)
+# Where each traced operation lives, to look for those wrappers: (module, classes, method). The module is
+# only looked up in sys.modules, never imported.
+_SDK_METHODS: dict[tuple[str, str], tuple[str, tuple[str, ...], str]] = {
+    ("openai", "chat"): ("openai.resources.chat.completions", ("Completions", "AsyncCompletions"), "create"),
+    ("openai", "completion"): ("openai.resources.completions", ("Completions", "AsyncCompletions"), "create"),
+    ("openai", "embeddings"): ("openai.resources.embeddings", ("Embeddings", "AsyncEmbeddings"), "create"),
+    ("openai", "responses"): ("openai.resources.responses", ("Responses", "AsyncResponses"), "create"),
+}
+
+# ---- is an OpenTelemetry SDK installed at all? ----
+
+_MISSING = object()
+_metrics_internal = sys.modules.get("opentelemetry.metrics._internal")
+_NOOP_PROVIDER_TYPES: tuple[type, ...] = tuple(
+    kind
+    for kind in (
+        trace.NoOpTracerProvider,
+        trace.ProxyTracerProvider,
+        metrics.NoOpMeterProvider,
+        getattr(_metrics_internal, "_ProxyMeterProvider", None),
+    )
+    if isinstance(kind, type)
+)
+_global_installed = False
+
+
+def _is_real(provider: Any) -> bool:
+    return provider is not None and not isinstance(provider, _NOOP_PROVIDER_TYPES)
+
+
+def _global_providers_installed() -> bool:
+    """True once the application has installed a real global tracer or meter provider."""
+    global _global_installed
+    if _global_installed:  # global providers can be set only once, so the answer never goes back
+        return True
+    # The API keeps the globals in module variables that start as None; reading them costs ~30 ns where
+    # get_tracer_provider() costs ~1 µs (it consults os.environ on every call until a provider is set).
+    tracer_provider = getattr(trace, "_TRACER_PROVIDER", _MISSING)
+    meter_provider = getattr(_metrics_internal, "_METER_PROVIDER", _MISSING)
+    if tracer_provider is _MISSING or meter_provider is _MISSING:  # an API without those variables
+        tracer_provider, meter_provider = trace.get_tracer_provider(), metrics.get_meter_provider()
+    _global_installed = _is_real(tracer_provider) or _is_real(meter_provider)
+    return _global_installed
+
+
+def _version() -> str:
+    try:
+        from neatlogs import __version__
+    except ImportError:  # pragma: no cover - only while the package is half-imported
+        return ""
+    return __version__
+
+
+def _capture_from_env() -> bool:
+    return os.environ.get(_CAPTURE_ENV, "").strip().lower() in _CAPTURE_ON
+
+
+# ---- the shared worker ----
+
+
+class _Marker:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()
+
+
+class _Worker:
+    """One daemon thread per process that turns queued records into spans and metrics."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        # Also the fork handler: the child starts with an empty queue and no thread (the parent's
+        # pending records are the parent's to export).
+        self.queue: deque[Any] = deque()
+        self.wake = threading.Event()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.recent: OrderedDict[tuple[int, int, int], None] = OrderedDict()
+        self.counts = {"exported": 0, "skipped": 0, "dropped": 0, "failed": 0}
+
+    def put(self, sink: OTelSink, record: CallRecord) -> bool:
+        queue = self.queue
+        if len(queue) >= _MAX_QUEUE:
+            return False
+        queue.append((sink, record))
+        if self.thread is None:
+            self._start()
+        elif len(queue) >= _WAKE_AT and not self.wake.is_set():
+            self.wake.set()
+        return True
+
+    def count_drop(self, sink: OTelSink) -> None:
+        # Producers on many threads may overflow at once; the lock keeps the counts exact.
+        with self.lock:
+            self.counts["dropped"] += 1
+            sink._counts["dropped"] += 1
+
+    def _start(self) -> None:
+        with self.lock:
+            if self.thread is not None:
+                return
+            thread = threading.Thread(target=self._run, name="neatlogs-otel", daemon=True)
+            thread.start()
+            self.thread = thread
+        _register_exit_hooks()
+
+    def _run(self) -> None:
+        queue, wake = self.queue, self.wake
+        while True:
+            wake.wait(_EXPORT_EVERY)
+            # Cleared before draining: an append after this either is drained now or sets wake again.
+            wake.clear()
+            while queue:
+                item = queue.popleft()
+                if item is _STOP:
+                    return
+                if isinstance(item, _Marker):
+                    item.done.set()
+                    continue
+                sink, record = item
+                try:
+                    outcome = sink._export(record)
+                except Exception:
+                    outcome = "failed"
+                    log_internal_error("turning a call into an OpenTelemetry span")
+                self.counts[outcome] += 1
+                sink._counts[outcome] += 1
+
+    def seen(self, key: tuple[int, int, int]) -> bool:
+        """True if this call already made a span for this destination (worker thread only)."""
+        recent = self.recent
+        if key in recent:
+            return True
+        recent[key] = None
+        if len(recent) > _RECENT_CALLS:
+            recent.popitem(last=False)
+        return False
+
+    def flush(self, timeout: float | None) -> bool:
+        thread = self.thread
+        if thread is threading.current_thread():  # a span processor calling flush would wait on itself
+            return not self.queue
+        if thread is None:
+            if not self.queue:
+                return True
+            self._start()
+        marker = _Marker()
+        self.queue.append(marker)
+        self.wake.set()
+        return marker.done.wait(timeout)
+
+    def stop(self, timeout: float | None) -> bool:
+        done = self.flush(timeout)
+        thread = self.thread
+        if thread is None or thread is threading.current_thread():
+            return done
+        self.queue.append(_STOP)
+        self.wake.set()
+        thread.join(timeout)
+        # Forgotten only once it has exited, so a record queued meanwhile never meets two consumers;
+        # such a record waits for the next record or flush to start a new thread.
+        with self.lock:
+            if self.thread is thread and not thread.is_alive():
+                self.thread = None
+        return done and not thread.is_alive()
+
+
+_WORKER = _Worker()
+_SINKS: weakref.WeakSet[OTelSink] = weakref.WeakSet()
+_hooks_registered = False
+
+
+def _register_exit_hooks() -> None:
+    global _hooks_registered
+    if _hooks_registered:
+        return
+    _hooks_registered = True
+    # Registered when the first record arrives, usually after the application installed its SDK providers,
+    # so (atexit being last-in first-out) the queue becomes spans before those providers shut down.
+    atexit.register(shutdown_all_otel, _EXIT_TIMEOUT)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_WORKER._reset)
+
+
+# ---- detecting another instrumentation of the same call ----
+
+
+def _wrapped_by_other_instrumentor(method: Any) -> bool:
+    for _ in range(8):  # a chain of wrapt wrappers, outermost first
+        wrapper = getattr(method, "_self_wrapper", None)
+        if wrapper is None:
+            return False
+        if str(getattr(wrapper, "__module__", "")).startswith(_FOREIGN_WRAPPER_MODULES):
+            return True
+        method = getattr(method, "__wrapped__", None)
+    return False
+
+
+def _other_instrumentor_active(record: CallRecord) -> bool:
+    """True when another GenAI instrumentation is known to make its own span for this call."""
+    # logfire.instrument_openai() marks the client (class or instance) it instruments.
+    if getattr(record.client, "_is_instrumented_by_logfire", False) is True:
+        return True
+    where = _SDK_METHODS.get((record.provider, record.operation))
+    module = sys.modules.get(where[0]) if where else None
+    if where is None or module is None:
+        return False
+    for class_name in where[1]:
+        owner = getattr(module, class_name, None)
+        if owner is not None and _wrapped_by_other_instrumentor(vars(owner).get(where[2])):
+            return True
+    return False
+
+
+def _parent_is_same_call(parent_context: Any, data: dict[str, Any]) -> bool:
+    """True when the span current at the call is another instrumentation's CLIENT span for this call."""
+    if parent_context is None:
+        return False
+    span = trace.get_current_span(parent_context)
+    attributes = getattr(span, "attributes", None)  # SDK spans expose them; API-only spans do not
+    if not attributes or getattr(span, "kind", None) is not SpanKind.CLIENT:
+        return False
+    if getattr(getattr(span, "instrumentation_scope", None), "name", None) == _SCOPE:
+        return False
+    model = attributes.get(sc.REQUEST_MODEL)
+    has_provider = sc.PROVIDER_NAME in attributes or sc.SYSTEM in attributes
+    return has_provider and model is not None and model == data.get("model")
+
+
+# ---- the sink ----
+
+
+class _Instruments:
+    __slots__ = ("cost", "duration", "rate_limit_remaining", "time_to_first_chunk", "tokens")
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        # neatlogs' own, beside the conventions' histograms: what the calls cost and how much of the
+        # rate limit is left (the API reports it on streamed and raw responses, and on errors).
+        self.cost = meter.create_counter(
+            "neatlogs.client.cost", unit="USD", description="Cost of the calls, from neatlogs' price table."
+        )
+        create_gauge = getattr(meter, "create_gauge", None)  # opentelemetry-api >= 1.23
+        self.rate_limit_remaining = (
+            create_gauge(
+                "neatlogs.client.rate_limit.remaining",
+                unit="{request_or_token}",
+                description="Requests or tokens left in the current rate-limit window, as last reported.",
+            )
+            if callable(create_gauge)
+            else None
+        )
+        self.duration = _histogram(
+            meter, sc.METRIC_OPERATION_DURATION, "s", "GenAI operation duration.", sc.DURATION_BUCKETS
+        )
+        self.tokens = _histogram(
+            meter,
+            sc.METRIC_TOKEN_USAGE,
+            "{token}",
+            "Number of input and output tokens used.",
+            sc.TOKEN_BUCKETS,
+        )
+        self.time_to_first_chunk = _histogram(
+            meter,
+            sc.METRIC_TIME_TO_FIRST_CHUNK,
+            "s",
+            "Time to receive the first chunk of a streamed response.",
+            sc.DURATION_BUCKETS,
+        )
+
+
+def _histogram(
+    meter: metrics.Meter, name: str, unit: str, description: str, buckets: tuple[float, ...]
+) -> metrics.Histogram:
+    try:
+        return meter.create_histogram(
+            name, unit=unit, description=description, explicit_bucket_boundaries_advisory=list(buckets)
+        )
+    except TypeError:  # opentelemetry-api < 1.23 has no bucket advisory
+        return meter.create_histogram(name, unit=unit, description=description)
+
+
+class OTelSink:
+    """Emits a GenAI semantic-convention span and gen_ai.client.* metrics for every finished call.
+
+    `tracer_provider` / `meter_provider` default to the global ones (no-op until the application installs
+    an SDK). Message content is recorded only with `capture_content=True` (None: on when
+    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT is true/span_only/span_and_event). With
+    `skip_if_other_instrumentor`, calls another GenAI instrumentation already traces make no span here.
+    """
+
+    # Sampled-out calls still reach this sink: they become metrics, not spans.
+    sees_every_call = True
+
+    def __init__(
+        self,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        *,
+        capture_content: bool | None = None,
+        skip_if_other_instrumentor: bool = True,
+    ) -> None:
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
+        self._capture_content = _capture_from_env() if capture_content is None else bool(capture_content)
+        self._skip_other = bool(skip_if_other_instrumentor)
+        version = _version()
+        # With no provider passed these are the API's proxies, which follow a global provider set later.
+        self._tracer = trace.get_tracer(_SCOPE, version, tracer_provider)
+        self._instruments = _Instruments(metrics.get_meter(_SCOPE, version, meter_provider))
+        self._uses_global = tracer_provider is None or meter_provider is None
+        self._live = _is_real(tracer_provider) or _is_real(meter_provider)
+        # Spans from several neatlogs providers seeing the same call are deduplicated per tracer provider.
+        self._destination = id(tracer_provider) if tracer_provider is not None else 0
+        self._closed = False
+        self._counts = {"exported": 0, "skipped": 0, "dropped": 0, "failed": 0}
+        _SINKS.add(self)
+
+    @property
+    def capture_content(self) -> bool:
+        """Whether message content goes into span attributes."""
+        return self._capture_content
+
+    def emit(self, record: CallRecord) -> None:
+        """Queue a finished record (caller's thread; never blocks). Dropped and counted when full."""
+        if self._closed:
+            return
+        if not self._live and not (self._uses_global and _global_providers_installed()):
+            return  # nothing installed: every span and measurement would be a no-op
+        if _WORKER.put(self, record):
+            record.mark_read_by_sink()  # converted on this sink's thread soon: not worth packing
+        else:
+            _WORKER.count_drop(self)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record queued so far is a span, then flush the providers; False on timeout."""
+        drain_dispatcher()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done = _WORKER.flush(timeout)
+        return _force_flush(self._providers(), deadline) and done
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Flush (bounded by `timeout`) and stop accepting records. The providers are left running."""
+        self.flush(timeout)
+        self._closed = True
+
+    def stats(self) -> dict[str, int]:
+        """This sink's counters: exported, skipped (suppressed, duplicate), dropped (queue full), failed."""
+        return dict(self._counts)
+
+    def _providers(self) -> list[Any]:
+        return [
+            self._tracer_provider if self._tracer_provider is not None else trace.get_tracer_provider(),
+            self._meter_provider if self._meter_provider is not None else metrics.get_meter_provider(),
+        ]
+
+    # ---- on the worker thread ----
+
+    def _export(self, record: CallRecord) -> str:
+        parent = record.context
+        if parent is not None and _SUPPRESS_KEY is not None and parent.get(_SUPPRESS_KEY):
+            return "skipped"
+        if self._skip_other and _other_instrumentor_active(record):
+            return "skipped"
+        # Without content capture the sink reads the metadata view: no prompt or completion text at all.
+        data = record.to_dict() if self._capture_content else record.metadata_dict()
+        if self._skip_other and _parent_is_same_call(parent, data):
+            return "skipped"
+        if not record.sampled:
+            # Sampling limits what leaves the process as spans; the metrics still count every call.
+            self._record_metrics(record, data, parent)
+            return "skipped"
+        if _WORKER.seen((record.t_start, record.started_ns, self._destination)):
+            return "skipped"
+        start_ns = record.started_ns
+        end_ns = start_ns + record.duration_ns
+        # Every attribute but the content at creation: one pass of the SDK's attribute checks instead of
+        # two, and samplers see them all.
+        span = self._tracer.start_span(
+            sc.span_name(data),
+            context=parent,
+            kind=SpanKind.CLIENT,
+            attributes=sc.span_attributes(data, False),
+            start_time=start_ns,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        if span.is_recording():  # sampled out spans skip the content and error work
+            if self._capture_content:
+                span.set_attributes(sc.content_attributes(data))
+            if data.get("status") == "error":
+                message = _error_message(data)
+                span.add_event(
+                    "exception", _exception_attributes(record, data, self._capture_content), timestamp=end_ns
+                )
+                span.set_status(Status(StatusCode.ERROR, message))
+        span.end(end_time=end_ns)
+        self._record_metrics(record, data, trace.set_span_in_context(span, parent))
+        return "exported"
+
+    def _record_metrics(self, record: CallRecord, data: dict[str, Any], span_context: Any) -> None:
+        instruments = self._instruments
+        attributes = sc.metric_attributes(data)
+        instruments.duration.record(record.duration_ns / 1e9, attributes, context=span_context)
+        input_tokens, output_tokens = sc.usage_tokens(data)
+        for token_type, count in (("input", input_tokens), ("output", output_tokens)):
+            if count is not None:
+                typed = {**attributes, sc.TOKEN_TYPE: token_type}
+                instruments.tokens.record(count, typed, context=span_context)
+        if record.stream and record.t_first is not None:
+            seconds = (record.t_first - record.t_start) / 1e9
+            instruments.time_to_first_chunk.record(seconds, attributes, context=span_context)
+        cost = data.get("cost_usd")
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+            instruments.cost.add(cost, attributes, context=span_context)
+        limits = data.get("rate_limit")
+        gauge = instruments.rate_limit_remaining
+        if gauge is not None and isinstance(limits, dict):
+            for kind in ("requests", "tokens"):
+                remaining = limits.get(f"remaining_{kind}")
+                if isinstance(remaining, int):
+                    gauge.set(
+                        remaining, {**attributes, "neatlogs.rate_limit.kind": kind}, context=span_context
+                    )
+
+
+def _error_message(data: dict[str, Any]) -> str:
+    error = data.get("error")
+    return str(error.get("message") or "") if isinstance(error, dict) else ""
+
+
+def _exception_attributes(record: CallRecord, data: dict[str, Any], capture_content: bool) -> dict[str, str]:
+    attributes = {
+        "exception.type": sc.error_type(data) or "_OTHER",
+        "exception.message": _error_message(data),
+    }
+    exc = record.error
+    if exc is not None and capture_content:
+        # The traceback bypasses the record's redaction (it holds local text), so only with content on.
+        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        attributes["exception.stacktrace"] = mask_secrets(stack)
+    return attributes
+
+
+def _force_flush(providers: list[Any], deadline: float | None) -> bool:
+    ok = True
+    seen: set[int] = set()
+    for provider in providers:
+        flush = getattr(provider, "force_flush", None)
+        if id(provider) in seen or not callable(flush):  # the API's proxies and no-ops have none
+            continue
+        seen.add(id(provider))
+        try:
+            # The SDK providers take milliseconds.
+            result = flush() if deadline is None else flush(max(0.0, deadline - time.monotonic()) * 1000)
+        except Exception:
+            log_internal_error("flushing an OpenTelemetry provider")
+            result = False
+        ok = ok and result is not False
+    return ok
+
+
+# ---- process-wide controls (called by neatlogs.flush / shutdown / stats) ----
+
+
+def flush_all_otel(timeout: float | None = None) -> bool:
+    """Wait until every record queued by any OTelSink is a span, then flush their providers."""
+    drain_dispatcher()  # calls finished but not yet handed to their sinks
+    deadline = None if timeout is None else time.monotonic() + timeout
+    done = _WORKER.flush(timeout)
+    providers = [provider for sink in list(_SINKS) for provider in sink._providers()]
+    return _force_flush(providers, deadline) and done
+
+
+def shutdown_all_otel(timeout: float | None = None) -> None:
+    """Flush (bounded by `timeout`) and stop the background thread; a later record starts it again."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    flush_all_otel(timeout)
+    _WORKER.stop(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+
+def otel_stats() -> dict[str, int]:
+    """Process-wide OpenTelemetry sink counters: exported, skipped, dropped, failed, queue_size."""
+    drain_dispatcher()
+    with _WORKER.lock:
+        counts = dict(_WORKER.counts)
+    counts["queue_size"] = sum(1 for item in list(_WORKER.queue) if isinstance(item, tuple))
+    return counts
+
+
+# ---- OTLP setup helper ----
+
+_configure_lock = threading.Lock()
+
+
+def configure_otlp(service_name: str = "neatlogs-app") -> bool:
+    """Install global SDK providers exporting OTLP/HTTP, only if OTEL_EXPORTER_OTLP_ENDPOINT is set.
+
+    Needs the `otel` extra. Providers the application already installed are left alone. Returns True
+    if a tracer or meter provider was installed by this call.
+    """
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return False
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    try:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        logger.info(
+            "neatlogs: OTEL_EXPORTER_OTLP_ENDPOINT is set but OTLP export needs: pip install 'neatlogs[otel]'"
+        )
+        return False
+    with _configure_lock:
+        # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win over the default name (Resource.create reads them).
+        named_by_env = bool(os.environ.get("OTEL_SERVICE_NAME")) or "service.name=" in os.environ.get(
+            "OTEL_RESOURCE_ATTRIBUTES", ""
+        )
+        resource = Resource.create({} if named_by_env else {"service.name": service_name})
+        installed = False
+        if not _is_real(trace.get_tracer_provider()):
+            tracer_provider = TracerProvider(resource=resource)
+            tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            trace.set_tracer_provider(tracer_provider)
+            installed = True
+        if not _is_real(metrics.get_meter_provider()):
+            reader = PeriodicExportingMetricReader(OTLPMetricExporter())
+            metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+            installed = True
+    if installed and logger.isEnabledFor(logging.INFO):
+        logger.info("neatlogs: exporting OpenTelemetry traces and metrics over OTLP/HTTP")
+    return installed
