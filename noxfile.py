@@ -1,4 +1,5 @@
-"""The whole test suite: lint, then the tests against every openai major version users have.
+"""The whole test suite: lint, then the tests against every openai major version users have, and
+the Anthropic tests against the newest and the oldest supported anthropic release.
 
 What is not under test (pytest, ruff, mypy, LiteLLM, Starlette, the OpenTelemetry SDK, ...) is pinned
 in constraints/openai{1,2,3}.txt, one file per openai major version (LiteLLM releases after 1.80.0 need
@@ -32,6 +33,9 @@ PINS_COMMAND = "python -m nox -s pins"
 # `sdk_NAME`) -> their test requirements; pinned in the newest openai's constraints, where they run.
 OTHER_SDKS = {"anthropic": "sdk_tests/requirements-anthropic.txt"}
 NEWEST_OPENAI = "3"
+# The oldest anthropic release with the resource and stream classes neatlogs patches (1.0 added
+# messages.parse; 0.x releases lack it and run on httpx rather than httpx2).
+ANTHROPIC_OLDEST = "anthropic==1.0.0"
 # The oldest Python neatlogs supports: the pins hold for it and every newer one (`--universal`).
 OLDEST_PYTHON = "3.10"
 
@@ -99,7 +103,8 @@ def tests(session: nox.Session, openai: str) -> None:
     """The test suite against the newest openai of one major version; everything else pinned."""
     install(session, "-e", ".[dev]", OPENAI_VERSIONS[openai], openai=openai, floating=["openai"])
     _print_versions(session, "openai", "litellm")
-    session.run("pytest", *session.posargs)
+    # tests/anthropic runs once, in tests_anthropic: it does not depend on the openai version
+    session.run("pytest", "--ignore=tests/anthropic", *session.posargs)
 
 
 @nox.session(python=None)
@@ -119,6 +124,23 @@ def tests_litellm_newest(session: nox.Session) -> None:
     install(session, "-e", ".[dev]", OPENAI_VERSIONS["3"], openai="3", floating=["openai", "litellm"])
     _print_versions(session, "openai", "litellm")
     session.run("pytest", "tests/test_litellm.py", *session.posargs)
+
+
+@nox.session(python=None)
+def tests_anthropic(session: nox.Session) -> None:
+    """The Anthropic tests against the newest anthropic release; the rest pinned (newest openai 3.x)."""
+    install(session, "-e", ".[dev]", OPENAI_VERSIONS["3"], openai="3", floating=["anthropic"])
+    _print_versions(session, "anthropic", "openai")
+    session.run("pytest", "tests/anthropic", *session.posargs)
+
+
+@nox.session(python=None)
+def tests_anthropic_oldest(session: nox.Session) -> None:
+    """The Anthropic tests against the oldest anthropic release neatlogs supports (see docs/providers.md)."""
+    install(session, "-e", ".[dev]", OPENAI_VERSIONS["3"], openai="3")
+    session.install(ANTHROPIC_OLDEST)  # over the pinned release: only anthropic moves
+    _print_versions(session, "anthropic", "openai")
+    session.run("pytest", "tests/anthropic", *session.posargs)
 
 
 @nox.session(python=None)

@@ -1,4 +1,4 @@
-"""Caller-side overhead of neatlogs on OpenAI SDK calls.
+"""Caller-side overhead of neatlogs on OpenAI and Anthropic SDK calls.
 
 One process, the SDK on an in-process mock transport (no sockets), the same calls made
 uninstrumented and instrumented in many short alternating rounds (plain-traced, then traced-plain,
@@ -14,6 +14,9 @@ one server-sent event per read, as from a server that flushes each event. In the
 openai 3.x can measure faster than not tracing: the tap hands the SDK's line splitter's output to
 the SDK as a list, which the SDK then walks faster than its own lazy split; the second is the
 figure to hold against the targets.
+
+Anthropic rows (when the anthropic SDK is installed) measure `messages.create` plain and streamed, and
+`messages.stream()`, with the same number of text deltas, one event per read.
 
 Rows: the default setup (history only, no endpoint), `--otel` (an OpenTelemetry SDK installed and the
 OTel sink on), `--exporter` (an endpoint set: records shipped to `neatlogs serve` running in another
@@ -111,6 +114,106 @@ def _transport(chunks: int, read_per_event: bool) -> tuple[Any, Any]:
         return httpx_mod.Response(200, content=plain, headers={"content-type": "application/json"})
 
     return httpx_mod.MockTransport(handler), handler
+
+
+def _anthropic_bodies(chunks: int) -> tuple[bytes, list[bytes]]:
+    """A Claude message's JSON body, and a stream's server-sent events with `chunks` text deltas."""
+    usage = {"input_tokens": 9, "output_tokens": chunks, "cache_read_input_tokens": 0}
+    message = {
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-5-5",
+        "content": [{"type": "text", "text": "Hello!"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": usage,
+    }
+    steps: list[dict[str, Any]] = [
+        {"type": "message_start", "message": {**message, "content": [], "stop_reason": None}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    ]
+    steps += [
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": f"w{i} "}}
+        for i in range(chunks)
+    ]
+    steps += [
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": chunks}},
+        {"type": "message_stop"},
+    ]
+    events = [f"event: {step['type']}\ndata: {json.dumps(step)}\n\n".encode() for step in steps]
+    return json.dumps(message).encode(), events
+
+
+def _anthropic_clients(chunks: int) -> tuple[Any, Any]:
+    """Anthropic clients on a mock transport whose streams arrive one event per read."""
+    import anthropic
+
+    plain, events = _anthropic_bodies(chunks)
+
+    def handler(request: Any) -> Any:
+        if b'"stream":true' in request.content or b'"stream": true' in request.content:
+            headers = {"content-type": "text/event-stream", "request-id": "req_bench"}
+            return httpx_mod.Response(200, stream=_EventReads(events), headers=headers)
+        headers = {"content-type": "application/json", "request-id": "req_bench"}
+        return httpx_mod.Response(200, content=plain, headers=headers)
+
+    async def ahandler(request: Any) -> Any:
+        return handler(request)
+
+    options: dict[str, Any] = {"api_key": "sk-ant-bench", "base_url": "http://bench.local", "max_retries": 0}
+    sync_client = anthropic.Anthropic(
+        http_client=httpx_mod.Client(transport=httpx_mod.MockTransport(handler)), **options
+    )
+    async_client = anthropic.AsyncAnthropic(
+        http_client=httpx_mod.AsyncClient(transport=httpx_mod.MockTransport(ahandler)), **options
+    )
+    return sync_client, async_client
+
+
+def _anthropic_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f", anthropic {version('anthropic')}"
+    except Exception:
+        return ""
+
+
+def _anthropic_cases(
+    chunks: int, loop: asyncio.AbstractEventLoop
+) -> list[tuple[str, Callable[[int], Timing]]]:
+    sync_client, async_client = _anthropic_clients(chunks)
+    ask: dict[str, Any] = {"model": "claude-sonnet-5-5", "max_tokens": 100, "messages": MESSAGES}
+
+    def sync_call() -> Any:
+        return sync_client.messages.create(**ask)
+
+    async def async_call() -> Any:
+        return await async_client.messages.create(**ask)
+
+    def sync_stream() -> Any:
+        for _ in sync_client.messages.create(stream=True, **ask):
+            pass
+
+    async def async_stream() -> Any:
+        async for _ in await async_client.messages.create(stream=True, **ask):
+            pass
+
+    def helper_stream() -> Any:
+        with sync_client.messages.stream(**ask) as stream:
+            for _ in stream.text_stream:
+                pass
+
+    deltas = f"{chunks} deltas, a read each"
+    return [
+        ("anthropic sync", lambda n: _time_sync(sync_call, n)),
+        ("anthropic async", lambda n: _time_async(loop, async_call, n)),
+        (f"anthropic sync stream ({deltas})", lambda n: _time_sync(sync_stream, n)),
+        (f"anthropic async stream ({deltas})", lambda n: _time_async(loop, async_stream, n)),
+        (f"anthropic messages.stream() ({deltas})", lambda n: _time_sync(helper_stream, n)),
+    ]
 
 
 def _clients(chunks: int, read_per_event: bool = False) -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
@@ -329,8 +432,8 @@ def _run(args: argparse.Namespace, endpoint: str | None) -> None:
     # `--json`: one line per row, for `--processes`
     say: Callable[[str], None] = (lambda line: None) if args.json else print
     say(
-        f"openai {openai.__version__}, {args.rounds} rounds x {args.calls} calls, medians of paired rounds, "
-        f"PYTHONHASHSEED={seed}"
+        f"openai {openai.__version__}{_anthropic_version()}, {args.rounds} rounds x {args.calls} calls, "
+        f"medians of paired rounds, PYTHONHASHSEED={seed}"
     )
     say("")
     say(
@@ -338,38 +441,16 @@ def _run(args: argparse.Namespace, endpoint: str | None) -> None:
         "| background CPU µs |"
     )
     say("|---|---|---:|---:|---:|---:|---:|---:|")
+    groups: list[tuple[type[Any], list[tuple[str, Callable[[int], Timing]]]]] = [(OpenAIProvider, cases)]
+    try:
+        from neatlogs.anthropic import AnthropicProvider
+
+        groups.append((AnthropicProvider, _anthropic_cases(args.chunks, loop)))
+    except ImportError:  # the anthropic SDK is not installed: OpenAI rows only
+        pass
     for setup_name, options in setups:
-        provider = OpenAIProvider(trace_id="bench", **options)
-        for name, run in cases:
-            run(args.calls)  # warm up both paths
-            provider.override()
-            run(args.calls * 3)
-            provider.undo_override()
-            gc.collect()
-            plain: list[Timing] = []
-            traced: list[Timing] = []
-            for round_number in range(args.rounds):
-                for instrumented in (False, True) if round_number % 2 == 0 else (True, False):
-                    if instrumented:
-                        provider.override()
-                        traced.append(run(args.calls))
-                        provider.undo_override()
-                    else:
-                        plain.append(run(args.calls))
-            added = [t[0] - p[0] for p, t in zip(plain, traced, strict=True)]
-            added_cpu = [t[1] - p[1] for p, t in zip(plain, traced, strict=True)]
-            base, with_neatlogs = (statistics.median(t[0] for t in runs) for runs in (plain, traced))
-            # Background work is bursty (batches), and a traced round's records are often handled
-            # during the next plain round: all of it, over the traced calls, is its cost per call.
-            background = statistics.fmean(t[2] for t in traced) + statistics.fmean(t[2] for t in plain)
-            say(
-                f"| {setup_name} | {name} | {base:.1f} | {with_neatlogs:.1f} | "
-                f"{statistics.median(added):+.1f} | {1 + statistics.median(added) / base:.3f} | "
-                f"{statistics.median(added_cpu):+.1f} | {background:+.1f} |"
-            )
-            if args.json:
-                row = {"setup": setup_name, "call": name, "base": base, "traced": with_neatlogs}
-                print(json.dumps({**row, "added": statistics.median(added)}))
+        for provider_class, group in groups:
+            _measure(args, say, setup_name, provider_class(trace_id="bench", **options), group)
     if endpoint:
         import neatlogs
 
@@ -380,6 +461,46 @@ def _run(args: argparse.Namespace, endpoint: str | None) -> None:
         )
     loop.run_until_complete(loop.shutdown_asyncgens())
     loop.close()
+
+
+def _measure(
+    args: argparse.Namespace,
+    say: Callable[[str], None],
+    setup_name: str,
+    provider: Any,
+    cases: list[tuple[str, Callable[[int], Timing]]],
+) -> None:
+    """One row per case: paired rounds of untraced and traced calls (see the module docstring)."""
+    for name, run in cases:
+        run(args.calls)  # warm up both paths
+        provider.override()
+        run(args.calls * 3)
+        provider.undo_override()
+        gc.collect()
+        plain: list[Timing] = []
+        traced: list[Timing] = []
+        for round_number in range(args.rounds):
+            for instrumented in (False, True) if round_number % 2 == 0 else (True, False):
+                if instrumented:
+                    provider.override()
+                    traced.append(run(args.calls))
+                    provider.undo_override()
+                else:
+                    plain.append(run(args.calls))
+        added = [t[0] - p[0] for p, t in zip(plain, traced, strict=True)]
+        added_cpu = [t[1] - p[1] for p, t in zip(plain, traced, strict=True)]
+        base, with_neatlogs = (statistics.median(t[0] for t in runs) for runs in (plain, traced))
+        # Background work is bursty (batches), and a traced round's records are often handled
+        # during the next plain round: all of it, over the traced calls, is its cost per call.
+        background = statistics.fmean(t[2] for t in traced) + statistics.fmean(t[2] for t in plain)
+        say(
+            f"| {setup_name} | {name} | {base:.1f} | {with_neatlogs:.1f} | "
+            f"{statistics.median(added):+.1f} | {1 + statistics.median(added) / base:.3f} | "
+            f"{statistics.median(added_cpu):+.1f} | {background:+.1f} |"
+        )
+        if args.json:
+            row = {"setup": setup_name, "call": name, "base": base, "traced": with_neatlogs}
+            print(json.dumps({**row, "added": statistics.median(added)}))
 
 
 if __name__ == "__main__":

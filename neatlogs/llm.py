@@ -21,6 +21,7 @@ __all__ = ["LLMTracker"]
 _PROVIDERS: dict[str, str] = {
     "openai": "neatlogs.providers.openai.provider:OpenAIProvider",
     "litellm": "neatlogs.providers.litellm.provider:LiteLLMProvider",
+    "anthropic": "neatlogs.providers.anthropic.provider:AnthropicProvider",
 }
 
 

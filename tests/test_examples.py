@@ -47,7 +47,7 @@ def example(name: str) -> ModuleType:
 def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No real API, collector or OTLP endpoint; stops the tracker an example's init() started."""
     for name in list(os.environ):
-        if name == "OPENAI_API_KEY" or name.startswith(("NEATLOGS_", "OTEL_")):
+        if name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY") or name.startswith(("NEATLOGS_", "OTEL_")):
             monkeypatch.delenv(name)
     monkeypatch.setattr(neatlogs, "_default_tracker", None)
     yield
@@ -245,6 +245,58 @@ def test_agent_tools_main_prints_the_events_and_the_recorded_calls(
     records = neatlogs.get_conversation_history()
     assert [r["tags"] for r in records] == [["agent"], ["agent"]]
     assert records[0]["trace_id"] == records[1]["trace_id"]
+
+
+# ---- claude_tools ----
+
+
+def test_claude_tool_conversation_is_recorded_call_by_call_under_the_conversation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import anthropic
+
+    from neatlogs._testing.fake_anthropic import FakeAnthropic
+    from neatlogs.anthropic import AnthropicProvider
+
+    provider = AnthropicProvider(tags=["test"], otel=False)
+    provider.override()
+    try:
+        with FakeAnthropic() as fake, anthropic.Anthropic(base_url=fake.url, api_key="sk-ant-x") as client:
+            answer, results = example("claude_tools").converse(
+                client, "What is the weather in Paris and Tokyo?", "claude-conversation"
+            )
+    finally:
+        provider.undo_override()
+
+    first, second = provider.get_conversation_history()
+    assert first["trace_id"] == second["trace_id"] == "claude-conversation"
+    assert first["stream"] and first["finish_reason"] == "tool_use"
+    assert first["prompt"][0] == {"role": "system", "content": example("claude_tools").SYSTEM}
+    assert first["completion"]["thinking"].startswith("Thinking about:")
+    calls = first["completion"]["tool_calls"]
+    assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "Tokyo"}),
+    ]
+    tool_results = [block for block in second["prompt"][-1]["content"] if block["type"] == "tool_result"]
+    assert [b["tool_use_id"] for b in tool_results] == [c["id"] for c in calls]
+    assert [json.loads(b["content"]) for b in tool_results] == results
+    assert second["finish_reason"] == "end_turn" and second["completion"]["content"] == answer
+    assert answer == "According to the tool: " + "; ".join(json.dumps(r) for r in results)
+    assert all(r["cost_usd"] > 0 and r["usage"]["total_tokens"] > 0 for r in (first, second))
+    assert answer in capsys.readouterr().out  # streamed to the terminal as it came
+
+
+def test_claude_tools_main_prints_the_conversation_and_its_records(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example("claude_tools").main()
+
+    out = capsys.readouterr().out
+    assert out.count("[tool] get_weather") == 2 and "According to the tool:" in out
+    assert "2 Claude calls recorded under trace conversation-" in out
+    records = neatlogs.get_conversation_history()
+    assert [(r["provider"], r["tags"]) for r in records] == [("anthropic", ["claude-tools"])] * 2
 
 
 # ---- retrying_generator ----

@@ -37,7 +37,7 @@ def test_the_price_table_ships_as_data_with_its_source_and_date() -> None:
         "output": 0.6,
         "reasoning": 0.6,
     }
-    assert neatlogs.get_prices()["gpt-4o-mini"] == data["models"]["gpt-4o-mini"]
+    assert neatlogs.get_prices()["gpt-4o-mini"] == {**data["models"]["gpt-4o-mini"], "cache_write": None}
     for model in ("gpt-5", "gpt-5-mini", "gpt-4.1", "gpt-4o", "o3", "o4-mini", "text-embedding-3-small"):
         assert model in data["models"]
 
@@ -124,6 +124,7 @@ def test_set_prices_adds_a_model_that_later_calls_use(
         "cached_input": None,
         "output": 3.0,
         "reasoning": None,
+        "cache_write": None,
     }
 
 

@@ -212,7 +212,7 @@ _METADATA_FIELDS = frozenset(
         "usage", "cost_usd", "tags", "started_at", "ended_at", "duration_ms", "ttft_ms", "status", "error",
         "request_id", "response_id", "server_address", "server_port", "system_fingerprint", "service_tier",
         "rate_limit", "capture", "provider_name", "azure_deployment", "azure_api_version", "input_count",
-        "dimensions", "custom_llm_provider", "litellm_cost_usd",
+        "dimensions", "custom_llm_provider", "litellm_cost_usd", "input_tokens",
     }
 )  # fmt: skip
 # Request parameters that configure a call rather than carry its content.
@@ -225,6 +225,8 @@ _METADATA_REQUEST_KEYS = frozenset(
         "modalities", "encoding_format", "dimensions", "timeout", "truncation", "background",
         "previous_response_id", "user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention",
         "metadata", "verbosity", "include", "best_of", "echo",
+        # Anthropic's
+        "stop_sequences", "thinking", "betas", "output_config", "output_format", "cache_control", "speed",
     }
 )  # fmt: skip
 # Keys of a choice (or message) that describe it without its text.

@@ -14,19 +14,24 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any, NamedTuple
 
-PRICE_FIELDS = ("input", "cached_input", "output", "reasoning")
+PRICE_FIELDS = ("input", "cached_input", "output", "reasoning", "cache_write")
 _REQUIRED_FIELDS = ("input", "output")
-# Dated snapshots and version suffixes share their base model's price: gpt-4o-2024-08-06, gpt-4-0613.
-_SNAPSHOT = re.compile(r"^(?P<base>.+?)-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
+# Dated snapshots and version suffixes share their base model's price: gpt-4o-2024-08-06, gpt-4-0613,
+# claude-haiku-4-5-20251001, claude-sonnet-4-5@20250929 (Vertex AI's spelling).
+_SNAPSHOT = re.compile(r"^(?P<base>.+?)(?:-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8}|-\d{4})$")
 
 
 class Price(NamedTuple):
-    """One model's prices in USD per million tokens; None = billed like input / output."""
+    """One model's prices in USD per million tokens; None = billed like input / output.
+
+    `cached_input` prices prompt tokens read from a cache, `cache_write` those written to one (Anthropic
+    bills writes apart; OpenAI does not, and its rows leave it None)."""
 
     input: float
     cached_input: float | None
     output: float
     reasoning: float | None
+    cache_write: float | None = None
 
 
 def _load_default() -> tuple[dict[str, Price], dict[str, Any]]:
@@ -72,6 +77,7 @@ def _parse_price(model: str, row: Any, source: str) -> Price:
         _number(row.get("cached_input"), f"{where}['cached_input']", optional=True),
         output_price,
         _number(row.get("reasoning"), f"{where}['reasoning']", optional=True),
+        _number(row.get("cache_write"), f"{where}['cache_write']", optional=True),
     )
 
 
@@ -91,9 +97,11 @@ _update_lock = threading.Lock()
 
 
 def set_prices(prices: Mapping[str, Any], *, replace: bool = False) -> None:
-    """Add or change model prices (USD per 1M tokens: input, output, optional cached_input, reasoning).
+    """Add or change model prices (USD per 1M tokens: input, output, optional cached_input, reasoning,
+    cache_write).
 
-    `prices` maps model names to `{"input": ..., "output": ..., "cached_input": ..., "reasoning": ...}`, or
+    `prices` maps model names to `{"input": ..., "output": ..., "cached_input": ..., "reasoning": ...,
+    "cache_write": ...}`, or
     to None to remove a model; a dict shaped like pricing.json (`{"models": {...}}`) works too. With
     `replace=True` the given table replaces the bundled one. Everything is checked before anything
     changes; a bad entry raises TypeError/ValueError naming it. Calls made afterwards use the new prices.
@@ -114,7 +122,7 @@ def set_prices(prices: Mapping[str, Any], *, replace: bool = False) -> None:
 
 
 def get_prices() -> dict[str, dict[str, float | None]]:
-    """A copy of the current price table: model -> {input, cached_input, output, reasoning}."""
+    """A copy of the current price table: model -> {input, cached_input, output, reasoning, cache_write}."""
     return {model: price._asdict() for model, price in PRICES.items()}
 
 
@@ -195,6 +203,8 @@ def token_counts(usage: Mapping[str, Any] | None) -> tuple[int | None, int | Non
         and "output_tokens_details" not in usage
     ):
         cached, reasoning = usage.get("cached_tokens"), usage.get("reasoning_tokens")
+        if cached is None:  # Anthropic's cache reads
+            cached = usage.get("cache_read_tokens")
         return (
             prompt,
             completion,
@@ -203,7 +213,7 @@ def token_counts(usage: Mapping[str, Any] | None) -> tuple[int | None, int | Non
         )
     prompt = _count(usage, "prompt_tokens", "input_tokens")
     completion = _count(usage, "completion_tokens", "output_tokens")
-    cached = _detail(usage, "cached_tokens", _CACHED_IN)
+    cached = _detail(usage, "cached_tokens", _CACHED_IN) or _detail(usage, "cache_read_tokens", ())
     reasoning = _detail(usage, "reasoning_tokens", _REASONING_IN)
     return prompt, completion, cached, reasoning
 
@@ -224,13 +234,18 @@ def cost_usd(
     if price is None or (prompt is None and completion is None):
         return None
     prompt, completion = prompt or 0, completion or 0
-    # Cached tokens are part of the prompt and reasoning tokens part of the completion (OpenAI's usage).
+    # Cached tokens (read or written) are part of the prompt and reasoning tokens part of the completion
+    # (the record's usage counts them so for every API).
     cached, reasoning = min(max(cached, 0), prompt), min(max(reasoning, 0), completion)
+    written = usage.get("cache_write_tokens") if isinstance(usage, Mapping) else None
+    written = min(max(written, 0), prompt - cached) if type(written) is int else 0
     cached_price = price.input if price.cached_input is None else price.cached_input
+    write_price = price.input if price.cache_write is None else price.cache_write
     reasoning_price = price.output if price.reasoning is None else price.reasoning
     total = (
-        (prompt - cached) * price.input
+        (prompt - cached - written) * price.input
         + cached * cached_price
+        + written * write_price
         + (completion - reasoning) * price.output
         + reasoning * reasoning_price
     )

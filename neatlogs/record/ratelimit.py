@@ -1,4 +1,5 @@
-"""Rate-limit headers (`x-ratelimit-*`, sent by OpenAI and compatible APIs) -> the record's `rate_limit`."""
+"""Rate-limit headers -> the record's `rate_limit`: `x-ratelimit-*` (OpenAI and compatible APIs) and
+`anthropic-ratelimit-*` (Anthropic, whose resets are RFC 3339 times)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,15 @@ _HEADERS = {
     "reset_requests": "x-ratelimit-reset-requests",
     "reset_tokens": "x-ratelimit-reset-tokens",
 }
+# Anthropic's names for the same fields, read where the OpenAI ones are absent.
+_ANTHROPIC_HEADERS = {
+    "limit_requests": "anthropic-ratelimit-requests-limit",
+    "limit_tokens": "anthropic-ratelimit-tokens-limit",
+    "remaining_requests": "anthropic-ratelimit-requests-remaining",
+    "remaining_tokens": "anthropic-ratelimit-tokens-remaining",
+    "reset_requests": "anthropic-ratelimit-requests-reset",
+    "reset_tokens": "anthropic-ratelimit-tokens-reset",
+}
 _RESETS = frozenset({"reset_requests", "reset_tokens"})
 
 
@@ -25,6 +35,8 @@ def rate_limit_from_headers(headers: Any) -> dict[str, Any] | None:
     found: dict[str, Any] = {}
     for key, header in _HEADERS.items():
         value = getter(header)
+        if value is None:
+            value = getter(_ANTHROPIC_HEADERS[key])
         if not isinstance(value, str) or not value.strip():
             continue
         if key in _RESETS:

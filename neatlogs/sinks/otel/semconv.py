@@ -36,6 +36,8 @@ RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
 USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+# The released conventions' name (their main branch renames it gen_ai.usage.cache_write.input_tokens).
+USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
 USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
@@ -247,7 +249,11 @@ def _response_attributes(record: Mapping[str, Any], attributes: dict[str, Any]) 
     _put(attributes, USAGE_OUTPUT_TOKENS, output_tokens)
     usage = record.get("usage")
     if isinstance(usage, Mapping):
-        _put(attributes, USAGE_CACHE_READ_INPUT_TOKENS, _integer(usage.get("cached_tokens")))
+        cache_read = _integer(usage.get("cached_tokens"))
+        if cache_read is None:  # Anthropic's cache reads and writes
+            cache_read = _integer(usage.get("cache_read_tokens"))
+        _put(attributes, USAGE_CACHE_READ_INPUT_TOKENS, cache_read)
+        _put(attributes, USAGE_CACHE_CREATION_INPUT_TOKENS, _integer(usage.get("cache_write_tokens")))
         _put(attributes, USAGE_REASONING_OUTPUT_TOKENS, _integer(usage.get("reasoning_tokens")))
     fingerprint = record.get("system_fingerprint")
     if record.get("provider") == "openai" and isinstance(fingerprint, str):
@@ -331,6 +337,29 @@ def _content_part(part: Any) -> dict[str, Any] | None:
         audio = part["input_audio"]
         mime = f"audio/{audio['format']}" if isinstance(audio.get("format"), str) else None
         return {"type": "blob", "modality": "audio", "mime_type": mime, "content": audio.get("data")}
+    # Anthropic's content blocks
+    if kind == "tool_use":
+        return {
+            "type": "tool_call",
+            "id": part.get("id"),
+            "name": part.get("name") or "",
+            "arguments": part.get("input"),
+        }
+    if kind == "tool_result":
+        return {"type": "tool_call_response", "id": part.get("tool_use_id"), "response": part.get("content")}
+    if kind == "thinking" and isinstance(part.get("thinking"), str):
+        return {"type": "reasoning", "content": part["thinking"]}
+    if kind == "image" and isinstance(part.get("source"), Mapping):
+        source = part["source"]
+        if source.get("type") == "base64":
+            return {
+                "type": "blob",
+                "modality": "image",
+                "mime_type": source.get("media_type"),
+                "content": source.get("data"),
+            }
+        if source.get("type") == "url" and isinstance(source.get("url"), str):
+            return {"type": "uri", "modality": "image", "uri": source["url"]}
     if kind in ("file", "input_file"):
         file = part.get("file") if isinstance(part.get("file"), Mapping) else part
         if isinstance(file, Mapping) and isinstance(file.get("file_id"), str):
@@ -404,6 +433,8 @@ def _chat_message(message: Any) -> dict[str, Any] | None:
         if role == "developer":  # the newer name of the system role
             role = "system"
         parts = _content_parts(message.get("content"))
+        if isinstance(message.get("thinking"), str):  # a completion's merged thinking (Anthropic)
+            parts.insert(0, {"type": "reasoning", "content": message["thinking"]})
         if isinstance(message.get("refusal"), str):
             parts.append({"type": "text", "content": message["refusal"]})
         result = {"role": role, "parts": parts + _tool_call_parts(message)}
