@@ -20,6 +20,10 @@ class Sdk:
     """Prefixes among those that are the SDK's own test switches and pass through."""
     pytest_args: tuple[str, ...] = ()
     """What the SDK's `addopts` hold that its tests need (the harness drops `addopts`: its `-n auto`)."""
+    selected: tuple[str, ...] = ("tests",)
+    """Paths or globs relative to the unpacked sdist (a directory: all below it) whose test files run."""
+    unselected: str = ""
+    """Why the test files outside `selected` are left out."""
     excluded: dict[str, str] = field(default_factory=dict)
     """Path or glob relative to the unpacked sdist (a directory: all below it) -> why it is left out."""
 
@@ -54,6 +58,28 @@ ANTHROPIC = Sdk(
     stripped_env=(*_ALWAYS_STRIPPED, "ANTHROPIC_", "AWS_", "GOOGLE_", "CLOUD_ML_"),
     # Its respx mocks `httpx`; this plugin makes `import httpx` load httpx2, the SDK's HTTP client.
     pytest_args=("-p", "tests._alias_httpx"),
+    # Its suite is large (7,500 tests outside tests/api_resources, most of them on agent toolsets,
+    # environments and helpers that never call the API), so the files that call the Messages API
+    # through a client, where neatlogs wraps, run: a new file in these directories is picked up.
+    selected=(
+        "tests/test_client.py",
+        "tests/test_streaming.py",
+        "tests/test_response.py",
+        "tests/test_middleware.py",
+        "tests/test_tracing.py",
+        "tests/lib/streaming",
+        "tests/lib/_parse",
+        "tests/lib/test_bedrock*.py",
+        "tests/lib/test_vertex.py",
+        "tests/lib/test_aws.py",
+        "tests/lib/test_azure.py",
+        "tests/lib/test_refusal_fallback*.py",
+        "tests/lib/test_stainless_helpers.py",
+        "tests/lib/test_output_format_helpers.py",
+        "tests/lib/tools/test_runner*.py",
+        "tests/lib/threads/test_thread_tool_runner.py",
+    ),
+    unselected="calls no Messages API method through a client (toolsets, environments, helpers, models)",
     excluded={
         "tests/api_resources": _PRISM,
     },

@@ -1,31 +1,38 @@
 """Which of the SDK's test files run here: all of them except those that cannot say anything about neatlogs.
 
 A rule rather than a list of files, so that a new release's new tests are picked up without an edit.
-The exclusions are the SDK's (`_sdks.Sdk.excluded`), each with its reason; they are matched in every
-version of the SDK that has the files.
+What runs is the SDK's (`_sdks.Sdk`): the files under its `selected` paths, less its `excluded` ones,
+each left-out file with its reason; they are matched in every version of the SDK that has the files.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
 from pathlib import Path
 
+from _sdks import Sdk
 
-def _excluded(relative: str, excluded: Mapping[str, str]) -> str | None:
-    for pattern, reason in excluded.items():
-        if fnmatch.fnmatchcase(relative, pattern) or relative.startswith(pattern + "/"):
+
+def _matches(relative: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(relative, pattern) or relative.startswith(pattern + "/")
+
+
+def _left_out(relative: str, sdk: Sdk) -> str | None:
+    for pattern, reason in sdk.excluded.items():
+        if _matches(relative, pattern):
             return reason
+    if not any(_matches(relative, pattern) for pattern in sdk.selected):
+        return sdk.unselected or "not selected"
     return None
 
 
-def select(root: Path, excluded: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
-    """(test files to run, excluded file -> reason), paths relative to `root`, sorted."""
+def select(root: Path, sdk: Sdk) -> tuple[list[str], dict[str, str]]:
+    """(test files to run, left-out file -> reason), paths relative to `root`, sorted."""
     chosen: list[str] = []
     left_out: dict[str, str] = {}
     for path in sorted((root / "tests").rglob("test_*.py")):
         relative = path.relative_to(root).as_posix()
-        reason = _excluded(relative, excluded)
+        reason = _left_out(relative, sdk)
         if reason is None:
             chosen.append(relative)
         else:

@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sdk_version and args.sdk_version != installed:
         raise SystemExit(f"asked for {sdk.name} {args.sdk_version}, but {installed} is installed")
     root = _sdist.prepare(sdk.name, installed, args.cache_dir)
-    chosen, left_out = _selection.select(root, sdk.excluded)
+    chosen, left_out = _selection.select(root, sdk)
     if args.list:
         print("\n".join(chosen))
         print("\nleft out:\n" + "\n".join(f"{path}: {why}" for path, why in left_out.items()))

@@ -186,31 +186,38 @@ def test_a_difference_is_counted_only_if_it_comes_back_when_rerun(
     assert [d.test for d in confirmed] == ["test_sample.py::test_fails_only_with_the_plugin"]
 
 
-def test_each_sdk_leaves_out_its_own_files(tmp_path: Path) -> None:
+def test_each_sdk_runs_its_own_selection_of_files(tmp_path: Path) -> None:
     for relative in [
         "tests/test_client.py",
         "tests/test_lazy_imports.py",
         "tests/api_resources/test_messages.py",
         "tests/test_x509_workload.py",
+        "tests/lib/streaming/test_a_new_helper.py",
+        "tests/lib/tools/toolsets/test_pipeline.py",
     ]:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("")
 
-    openai_chosen, openai_left_out = _selection.select(tmp_path, _sdks.OPENAI.excluded)
-    anthropic_chosen, anthropic_left_out = _selection.select(tmp_path, _sdks.ANTHROPIC.excluded)
+    openai_chosen, openai_left_out = _selection.select(tmp_path, _sdks.OPENAI)
+    anthropic_chosen, anthropic_left_out = _selection.select(tmp_path, _sdks.ANTHROPIC)
 
-    assert openai_chosen == ["tests/test_client.py"]
+    assert openai_chosen == [
+        "tests/lib/streaming/test_a_new_helper.py",
+        "tests/lib/tools/toolsets/test_pipeline.py",
+        "tests/test_client.py",
+    ]
     assert sorted(openai_left_out) == [
         "tests/api_resources/test_messages.py",
         "tests/test_lazy_imports.py",
         "tests/test_x509_workload.py",
     ]
-    assert anthropic_chosen == [
-        "tests/test_client.py",
-        "tests/test_lazy_imports.py",
-        "tests/test_x509_workload.py",
-    ]
-    assert list(anthropic_left_out) == ["tests/api_resources/test_messages.py"]
+    assert anthropic_chosen == ["tests/lib/streaming/test_a_new_helper.py", "tests/test_client.py"]
+    assert anthropic_left_out == {
+        "tests/api_resources/test_messages.py": _sdks.ANTHROPIC.excluded["tests/api_resources"],
+        "tests/lib/tools/toolsets/test_pipeline.py": _sdks.ANTHROPIC.unselected,
+        "tests/test_lazy_imports.py": _sdks.ANTHROPIC.unselected,
+        "tests/test_x509_workload.py": _sdks.ANTHROPIC.unselected,
+    }
     assert "Prism" in anthropic_left_out["tests/api_resources/test_messages.py"]
 
 
