@@ -158,7 +158,7 @@ def sdk(session: nox.Session, openai: str) -> None:
 
 @nox.session(python=None)
 def sdk_anthropic(session: nox.Session) -> None:
-    """The anthropic SDK's own offline test-suite without and with neatlogs, newest anthropic 2.x."""
+    """The anthropic SDK's own offline test-suite without and with neatlogs, newest anthropic."""
     install(session, "-e", ".", "-r", OTHER_SDKS["anthropic"], openai=NEWEST_OPENAI, floating=["anthropic"])
     version = session.run("python", "-c", "import anthropic; print(anthropic.__version__)", silent=True)
     session.run(
