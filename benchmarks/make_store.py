@@ -5,8 +5,11 @@
 Records go in through RecordStore.add (the collector's own insert: columns, search index, summaries),
 in batches, spread over the 7 days before now: --traces traces (a few of exactly 200 calls), 20
 models, 2% errors, 10% streams with a time to first token, prompts of a few hundred to a few
-thousand characters. One word (CANARY) is in 0.1% of the records. Facts the benchmark needs (the
-time range, a 200-call trace, the canary) are written beside the file as <file>.json.
+thousand characters. One word (CANARY) is in 0.1% of the records. A fifth of the traces of three
+calls or more (and every 200-call trace) are agents: their calls inside an agent span, every third
+call inside a tool span of its own; spans are written after what they hold, as the SDK sends them,
+and come on top of --records. Facts the benchmark needs (the time range, a 200-call trace and its
+agent span, the canary) are written beside the file as <file>.json.
 """
 
 from __future__ import annotations
@@ -155,6 +158,69 @@ def _record(
     }
 
 
+def _span(
+    rng: random.Random, trace_id: str, kind: str, name: str, tags: list[str], first: datetime, last: datetime
+) -> dict[str, Any]:
+    """A span record (contract section 6) from `first` to `last`."""
+    duration = (last - first).total_seconds() * 1000
+    arguments = {"order_id": rng.randrange(10**6), "amount": rng.randrange(1, 5000)}
+    return {
+        "id": uuid.UUID(int=rng.getrandbits(128)).hex,
+        "trace_id": trace_id,
+        "provider": "neatlogs",
+        "operation": kind,
+        "model": "",
+        "response_model": None,
+        "request": arguments,
+        "prompt": arguments,
+        "completion": {"valid": rng.random() < 0.9},
+        "choices": [],
+        "finish_reason": None,
+        "stream": False,
+        "usage": None,
+        "cost_usd": None,
+        "tags": tags,
+        "started_at": _iso(first),
+        "ended_at": _iso(last),
+        "duration_ms": round(duration, 3),
+        "ttft_ms": None,
+        "status": "success",
+        "error": None,
+        "kind": "span",
+        "name": name,
+        "parent_id": None,
+    }
+
+
+def _with_spans(
+    rng: random.Random, calls: list[dict[str, Any]], tags: list[str]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """An agent trace: the calls under an agent span, every third in a tool span; children first."""
+    trace_id = calls[0]["trace_id"]
+
+    def moment(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    agent = _span(
+        rng, trace_id, "agent", "support_agent", tags, moment(calls[0]["started_at"]),
+        moment(calls[-1]["ended_at"]) + timedelta(milliseconds=5),
+    )  # fmt: skip
+    out: list[dict[str, Any]] = []
+    for index, call in enumerate(calls):
+        call["parent_id"] = agent["id"]
+        out.append(call)
+        if index % 3 == 2:
+            tool = _span(
+                rng, trace_id, "tool", "validate_transaction", tags,
+                moment(call["started_at"]) - timedelta(milliseconds=3), moment(call["ended_at"]),
+            )  # fmt: skip
+            tool["parent_id"] = agent["id"]
+            call["parent_id"] = tool["id"]
+            out.append(tool)
+    out.append(agent)
+    return out, agent
+
+
 def generate(path: Path, total: int, traces: int, seed: int = 7) -> dict[str, Any]:
     """Write `total` records in `traces` traces into a new store at `path`; return the facts file's data."""
     rng = random.Random(seed)
@@ -177,7 +243,8 @@ def generate(path: Path, total: int, traces: int, seed: int = 7) -> dict[str, An
     store = RecordStore(path)
     written = 0
     batch: list[dict[str, Any]] = []
-    big_trace = ""
+    big_trace = big_agent = ""
+    spans = 0
     began = time.perf_counter()
     try:
         for index, at in zip(order, starts, strict=True):
@@ -187,9 +254,17 @@ def generate(path: Path, total: int, traces: int, seed: int = 7) -> dict[str, An
                 big_trace = trace_id
             models = rng.choices(MODELS, popular, k=rng.choice((1, 1, 2)))
             tags = rng.sample(TAGS, rng.choice((0, 1, 1, 2)))
+            calls = []
             for _ in range(size):
-                batch.append(_record(rng, text, trace_id, rng.choice(models), tags, at))
+                calls.append(_record(rng, text, trace_id, rng.choice(models), tags, at))
                 at += timedelta(milliseconds=rng.uniform(200, 4000))
+            if size == 200 or (size >= 3 and rng.random() < 0.2):
+                calls, agent = _with_spans(rng, calls, tags)
+                spans += len(calls) - size
+                if trace_id == big_trace:
+                    big_agent = agent["id"]
+            for record in calls:
+                batch.append(record)
                 if len(batch) == 1000:
                     written += store.add(batch, texts=[_dumps(record) for record in batch])
                     batch = []
@@ -205,6 +280,8 @@ def generate(path: Path, total: int, traces: int, seed: int = 7) -> dict[str, An
         "since": _iso(start),
         "until": _iso(end + timedelta(hours=2)),
         "big_trace": big_trace,
+        "big_agent": big_agent,
+        "spans": spans,
         "canary": CANARY,
         "seconds": round(time.perf_counter() - began, 1),
     }

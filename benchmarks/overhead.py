@@ -7,7 +7,7 @@ minus its paired plain round's, and the ratio is 1 + added / untraced (a ratio o
 would mix in the drift that pairing removes).
 
     python benchmarks/overhead.py [--calls 60] [--rounds 30] [--chunks 20] [--otel] [--exporter]
-                                  [--processes 5]
+                                  [--processes 5] [--sdk all|openai|anthropic]
 
 Streams are measured twice: their body read at once (the mock transport's in-memory body), and
 one server-sent event per read, as from a server that flushes each event. In the first, tracing on
@@ -333,6 +333,9 @@ def main() -> None:
         help="repeat the whole run in this many fresh processes (hash seeds 0, 1, ...) and report the "
         "median of their figures",
     )
+    parser.add_argument(
+        "--sdk", choices=("all", "openai", "anthropic"), default="all", help="which SDK's rows to measure"
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one process's rows
     args = parser.parse_args()
     if args.processes > 1:
@@ -348,6 +351,7 @@ def _run_processes(args: argparse.Namespace) -> None:
     memory layout and hash seed by more than neatlogs adds, so one process alone can mislead."""
     command = [sys.executable, __file__, "--json", "--calls", str(args.calls), "--rounds", str(args.rounds)]
     command += ["--chunks", str(args.chunks)] + ["--otel"] * args.otel + ["--exporter"] * args.exporter
+    command += ["--sdk", args.sdk]
     runs: list[list[dict[str, Any]]] = []
     for seed in range(args.processes):
         output = subprocess.run(
@@ -441,13 +445,17 @@ def _run(args: argparse.Namespace, endpoint: str | None) -> None:
         "| background CPU µs |"
     )
     say("|---|---|---:|---:|---:|---:|---:|---:|")
-    groups: list[tuple[type[Any], list[tuple[str, Callable[[int], Timing]]]]] = [(OpenAIProvider, cases)]
-    try:
-        from neatlogs.anthropic import AnthropicProvider
+    groups: list[tuple[type[Any], list[tuple[str, Callable[[int], Timing]]]]] = []
+    if args.sdk in ("all", "openai"):
+        groups.append((OpenAIProvider, cases))
+    if args.sdk in ("all", "anthropic"):
+        try:
+            from neatlogs.anthropic import AnthropicProvider
 
-        groups.append((AnthropicProvider, _anthropic_cases(args.chunks, loop)))
-    except ImportError:  # the anthropic SDK is not installed: OpenAI rows only
-        pass
+            groups.append((AnthropicProvider, _anthropic_cases(args.chunks, loop)))
+        except ImportError:  # the anthropic SDK is not installed: OpenAI rows only
+            if args.sdk == "anthropic":
+                raise
     for setup_name, options in setups:
         for provider_class, group in groups:
             _measure(args, say, setup_name, provider_class(trace_id="bench", **options), group)

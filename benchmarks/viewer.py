@@ -107,12 +107,21 @@ def main() -> None:
             ("/v1/stats, 7 d", "/v1/stats", week, 500),
             ("/v1/records trace_id=<200 calls>", "/v1/records", {"trace_id": big, "limit": 1000}, 150),
             ("/v1/records/{id}", f"/v1/records/{one}", {}, None),
+            ("/v1/traces/{id} (200 calls, tree)", f"/v1/traces/{big}", {}, 150),
+            (
+                "/v1/records parent_id=<agent of 200 calls>",
+                "/v1/records",
+                {"parent_id": facts.get("big_agent") or "none", "limit": 50},
+                100,
+            ),
+            ("/v1/records kind=span", "/v1/records", {"kind": "span", "limit": 50}, None),
             ("/v1/facets", "/v1/facets", {}, None),
         ]
         # The viewer's pages, once they exist (issue 18's other half).
         for name, path, target in (
             ("/ (traces page)", "/", 100),
             ("/traces/{id} (200 calls)", f"/traces/{big}", 150),
+            ("/records/{agent span} (step page)", f"/records/{facts.get('big_agent') or 'none'}", 150),
         ):
             if session.get(url + path, timeout=60).status_code == 200:
                 queries.insert(0, (name, path, {}, target))
@@ -129,7 +138,8 @@ def main() -> None:
     size = sum(file.stat().st_size for file in files if file.exists())
     print(
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
-        f"{facts['records']:,} records in {facts['traces']:,} traces; {args.rounds} requests per row\n"
+        f"{facts['records']:,} records ({facts.get('spans', 0):,} of them spans) in "
+        f"{facts['traces']:,} traces; {args.rounds} requests per row\n"
     )
     print("| request | median | p95 | answer | target (p95) | ok |")
     print("|---|---|---|---|---|---|")

@@ -11,12 +11,16 @@ from typing import Any
 
 from neatlogs._config import check_optional_limit
 from neatlogs._context import trace
+from neatlogs._version import __version__
 from neatlogs.llm import LLMTracker
 from neatlogs.record.pricing import get_prices, set_prices
+from neatlogs.record.schema import Record
+from neatlogs.sinks.base import Sink
 
-__version__ = "0.1.0"
 __all__ = [
     "LLMTracker",
+    "Record",
+    "Sink",
     "__version__",
     "configure_otlp",
     "flush",

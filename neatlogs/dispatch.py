@@ -14,11 +14,11 @@ from typing import Any
 from neatlogs._log import log_internal_error
 from neatlogs.record.call import CallRecord
 from neatlogs.record.capture import DEFAULT_SETTINGS, CaptureSettings
-from neatlogs.sinks.base import Sink
+from neatlogs.sinks.base import CallSink
 from neatlogs.sinks.stats import USAGE_STATS
 from neatlogs.worker import BackgroundWorker
 
-__all__ = ["DISPATCHER", "Recorder", "Sink", "drain", "submit"]
+__all__ = ["DISPATCHER", "Recorder", "drain", "submit"]
 
 # Records waiting to be delivered; beyond this (the thread cannot keep up) a call is delivered on the
 # caller's thread and left out of the usage statistics (counted as `uncounted`).
@@ -28,7 +28,7 @@ _WAKE_AT = 1024
 _DELIVER_EVERY = 2.0
 
 
-def _sees_every_call(sink: Sink) -> bool:
+def _sees_every_call(sink: CallSink) -> bool:
     # In-process sinks (the conversation history) keep sampled-out calls: sampling limits what leaves
     # the process, and an application may rely on its history.
     return getattr(sink, "sees_every_call", False) is True
@@ -43,7 +43,7 @@ class Recorder:
         self,
         trace_id: str,
         tags: tuple[str, ...],
-        sinks: list[Sink],
+        sinks: list[CallSink],
         client: Any = None,
         capture: CaptureSettings = DEFAULT_SETTINGS,
     ) -> None:

@@ -12,17 +12,12 @@ import wrapt
 
 from neatlogs._config import check_optional_limit, check_tags, check_trace_id
 from neatlogs._log import log_internal_error
+from neatlogs.providers import PROVIDERS
 from neatlogs.providers._core.instrumentation import Instrumentation, Pipeline
+from neatlogs.sinks.base import Sink
 from neatlogs.sinks.history import DEFAULT_HISTORY_SIZE
 
 __all__ = ["LLMTracker"]
-
-# SDK module name -> "module:Class" of the provider that traces it.
-_PROVIDERS: dict[str, str] = {
-    "openai": "neatlogs.providers.openai.provider:OpenAIProvider",
-    "litellm": "neatlogs.providers.litellm.provider:LiteLLMProvider",
-    "anthropic": "neatlogs.providers.anthropic.provider:AnthropicProvider",
-}
 
 
 class LLMTracker:
@@ -39,12 +34,13 @@ class LLMTracker:
         otel: bool = True,
         tracer_provider: Any = None,
         meter_provider: Any = None,
+        sinks: list[Sink] | None = None,
         **exporter_options: Any,
     ) -> None:
         self._trace_id = check_trace_id(trace_id)
         self._tags = check_tags(tags)
         pipeline = Pipeline(
-            api_key, endpoint, history_size, otel, tracer_provider, meter_provider, exporter_options
+            api_key, endpoint, history_size, otel, tracer_provider, meter_provider, exporter_options, sinks
         )
         self._history = pipeline.history
         self._sinks = pipeline.sinks
@@ -77,7 +73,7 @@ class LLMTracker:
             if self._active:
                 return
             self._active = True
-            for module_name in _PROVIDERS:
+            for module_name in PROVIDERS:
                 if module_name not in self._hooked:
                     self._hooked.add(module_name)
                     # Fires at once when the SDK is already imported, else right after its import.
@@ -101,7 +97,7 @@ class LLMTracker:
         with self._lock:
             if not self._active or module_name in self._providers:
                 return
-            module_path, class_name = _PROVIDERS[module_name].split(":")
+            module_path, class_name = PROVIDERS[module_name].split(":")
             provider_class = getattr(importlib.import_module(module_path), class_name)
             provider = provider_class._attached(self._trace_id, self._tags, self._history, self._sinks)
             provider.override()

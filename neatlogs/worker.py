@@ -18,12 +18,12 @@ from typing import Generic, TypeVar
 
 from neatlogs._log import log_internal_error
 
-__all__ = ["BackgroundWorker"]
+__all__ = ["BackgroundWorker", "weak_call"]
 
 T = TypeVar("T")
 
 
-def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
+def weak_call(method: Callable[[], None]) -> Callable[[], None]:
     """Calls `method` while its object lives: at-fork hooks cannot be unregistered."""
     ref = weakref.WeakMethod(method)
 
@@ -33,6 +33,15 @@ def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
             bound()
 
     return call
+
+
+class _Marker:
+    """Queued by `flush`; set once everything queued before it is handled."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
 
 
 class BackgroundWorker(Generic[T]):
@@ -59,10 +68,10 @@ class BackgroundWorker(Generic[T]):
         self._reset()
         if hasattr(os, "register_at_fork"):
             # The parent's queued items are the parent's; its thread does not exist in the child.
-            os.register_at_fork(after_in_child=_weak_call(self._reset))
+            os.register_at_fork(after_in_child=weak_call(self._reset))
 
     def _reset(self) -> None:
-        self._queue: deque[T] = deque()
+        self._queue: deque[T | _Marker] = deque()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -96,20 +105,48 @@ class BackgroundWorker(Generic[T]):
         if not lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
             return False
         try:
-            queue, handle, size = self._queue, self._handle, self._batch
+            queue, size = self._queue, self._batch
             while queue:
-                items = [queue.popleft() for _ in range(min(len(queue), size))]
-                try:
-                    handle(items)
-                except Exception:
-                    log_internal_error(f"{self.name} worker")
+                items: list[T] = []
+                while queue and len(items) < size:
+                    item = queue.popleft()
+                    if isinstance(item, _Marker):
+                        self._handle_batch(items)
+                        items = []
+                        item.done.set()
+                    else:
+                        items.append(item)
+                self._handle_batch(items)
         finally:
             lock.release()
         return True
 
+    def _handle_batch(self, items: list[T]) -> None:
+        if items:
+            try:
+                self._handle(items)
+            except Exception:
+                log_internal_error(f"{self.name} worker")
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the worker thread handled everything queued before; False when `timeout` ran out."""
+        thread = self._thread
+        if thread is threading.current_thread():  # a handler flushing would wait on itself
+            return not self._queue
+        if thread is None:
+            if not self._queue:
+                return True
+            self._start()
+            if self._thread is None:  # no thread can start (interpreter exit): handle it here
+                return self.drain(timeout)
+        marker = _Marker()
+        self._queue.append(marker)
+        self._wake.set()
+        return marker.done.wait(timeout)
+
     def stop(self, timeout: float | None = None) -> bool:
         """Handle what is queued, then end the thread; a later `put` starts a new one. True when both done."""
-        done = self.drain(timeout)
+        done = self.flush(timeout)
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return done

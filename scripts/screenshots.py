@@ -53,10 +53,24 @@ def _traced_calls(url: str) -> str:
     return "checkout-assistant-7f3a91"
 
 
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _history(url: str, seed_trace: str) -> None:
-    """Copies of the real records, as if earlier traces had run over the last hour."""
+    """Copies of the real records, as if earlier traces had run over the last hour.
+
+    A step is copied with everything inside it (new ids, the same shape, times stretched alike),
+    so the copies' trees are whole: no step without its calls, no call whose step is missing.
+    """
     rng = random.Random(7)
     real = requests.get(f"{url}/v1/records", params={"trace_id": seed_trace, "limit": 100}, timeout=10).json()
+    records: list[dict[str, Any]] = real["records"]
+    known = {record["id"] for record in records}
+    inside: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        inside.setdefault(record.get("parent_id") or "", []).append(record)
+    roots = [r for r in records if r.get("parent_id") is None or r.get("parent_id") not in known]
     now = datetime.now(timezone.utc)
     copies: list[dict[str, Any]] = []
     for n in range(24):
@@ -64,18 +78,31 @@ def _history(url: str, seed_trace: str) -> None:
         trace = f"{kind}-{uuid.UUID(int=rng.getrandbits(128)).hex[:10]}"
         start = now - timedelta(minutes=58 - n * 2.4, seconds=rng.random() * 30)
         tags = rng.choice(TAGS)
-        for record in rng.sample(real["records"], rng.randint(1, 4)):
-            if record["status"] == "error" and rng.random() < 0.6:
+        for root in rng.sample(roots, min(len(roots), rng.randint(1, 4))):
+            if root["status"] == "error" and rng.random() < 0.6:
                 continue
-            copy = dict(record, id=uuid.uuid4().hex, trace_id=trace, tags=tags)
-            duration = record["duration_ms"] * rng.uniform(8, 40)
-            copy["started_at"] = _iso(start)
-            copy["ended_at"] = _iso(start + timedelta(milliseconds=duration))
-            copy["duration_ms"] = duration
-            if copy.get("ttft_ms") is not None:
-                copy["ttft_ms"] = duration * rng.uniform(0.15, 0.4)
-            start += timedelta(milliseconds=duration + rng.uniform(5, 200))
-            copies.append(copy)
+            stretch = rng.uniform(8, 40)
+            origin = _moment(root["started_at"])
+            subtree, parents = [root], {root["id"]: None}
+            for record in subtree:  # grows as it is walked: breadth first
+                for kid in inside.get(record["id"], []):
+                    if kid["id"] not in parents:
+                        parents[kid["id"]] = record["id"]
+                        subtree.append(kid)
+            renamed = {record["id"]: uuid.uuid4().hex for record in subtree}
+            for record in subtree:
+                copy = dict(record, id=renamed[record["id"]], trace_id=trace, tags=tags)
+                parent = parents[record["id"]]
+                copy["parent_id"] = renamed[parent] if parent is not None else None
+                began = start + (_moment(record["started_at"]) - origin) * stretch
+                duration = record["duration_ms"] * stretch
+                copy["started_at"] = _iso(began)
+                copy["ended_at"] = _iso(began + timedelta(milliseconds=duration))
+                copy["duration_ms"] = duration
+                if copy.get("ttft_ms") is not None:
+                    copy["ttft_ms"] = duration * rng.uniform(0.15, 0.4)
+                copies.append(copy)
+            start += timedelta(milliseconds=root["duration_ms"] * stretch + rng.uniform(5, 200))
     requests.post(f"{url}/v1/records", json={"records": copies}, timeout=10).raise_for_status()
 
 
@@ -99,7 +126,11 @@ def main() -> int:
         records = requests.get(f"{server.url}/v1/records", params={"trace_id": trace}, timeout=10).json()
         by_kind = {}
         for record in records["records"]:
-            if record["status"] == "error":
+            if record.get("kind") == "span":
+                # The demo's steps (once its scenarios use neatlogs.observe): a tool's page if any.
+                if record.get("operation") == "tool" or "step" not in by_kind:
+                    by_kind["step"] = record["id"]
+            elif record["status"] == "error":
                 by_kind["error"] = record["id"]
             elif record.get("prompt") and any(
                 m.get("role") == "tool" for m in record["prompt"] if isinstance(m, dict)
@@ -112,6 +143,8 @@ def main() -> int:
             "viewer-error.png": (f"/records/{by_kind['error']}", None),
             "viewer-dashboard.png": ("/dashboard?range=1h", "#chart-calls svg"),
         }
+        if "step" in by_kind:
+            shots["viewer-step.png"] = (f"/records/{by_kind['step']}", None)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1360, "height": 860}, device_scale_factor=1)

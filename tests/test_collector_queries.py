@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from neatlogs.collector import CollectorServer, RecordStore
+from neatlogs.collector import CollectorServer, RecordStore, _schema
 from neatlogs.collector import store as store_module
 from neatlogs.collector.queries import Filters
 
@@ -648,7 +648,7 @@ def test_a_database_of_the_first_collector_is_migrated_in_place_and_queried(tmp_
     assert after["calls"] == 4
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        assert db.execute("PRAGMA user_version").fetchone() == (_schema.VERSION,)
         assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'records_v0'").fetchall()
     finally:
         db.close()

@@ -115,3 +115,45 @@ def post(base_url: str, records: list[dict[str, Any]], key: str | None = None) -
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     answer = requests.post(f"{base_url}/v1/records", json={"records": records}, headers=headers, timeout=10)
     assert answer.status_code == 200, answer.text
+
+
+def span(
+    trace_id: str,
+    name: str,
+    kind: str = "task",
+    input: Any = None,
+    output: Any = None,
+    parent_id: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A span record in the wire shape of contract section 6; `fields` override any key."""
+    started = fields.pop("started", None) or datetime.now(timezone.utc) - timedelta(seconds=5)
+    duration = fields.get("duration_ms", 400.0)
+    base: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "trace_id": trace_id,
+        "provider": "neatlogs",
+        "operation": kind,
+        "model": "",
+        "response_model": None,
+        "request": input,
+        "prompt": input,
+        "completion": output,
+        "choices": [],
+        "finish_reason": None,
+        "stream": False,
+        "usage": None,
+        "cost_usd": None,
+        "tags": ["test"],
+        "started_at": iso(started),
+        "ended_at": iso(started + timedelta(milliseconds=duration)),
+        "duration_ms": duration,
+        "ttft_ms": None,
+        "status": "success",
+        "error": None,
+        "kind": "span",
+        "name": name,
+        "parent_id": parent_id,
+    }
+    base.update(fields)
+    return base

@@ -1,9 +1,10 @@
 """The collector database's schema, its migrations, and the summaries kept beside the records.
 
 Version 0 with a `records` table is the first collector's file (records and a few columns); version 1
-is the current `records` layout whose summaries are still to be built; version 2 is complete. Setting
-`PRAGMA user_version = 1` makes the next start rebuild every summary and the search index from
-`records` (for instance after deleting rows by hand).
+is the current `records` layout whose summaries are still to be built; version 2 lacks only the index
+of records by `parent_id` (spans' children); version 3 is complete. Setting `PRAGMA user_version = 1`
+makes the next start rebuild every summary and the search index from `records` (for instance after
+deleting rows by hand).
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import json
 import logging
 import math
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-VERSION = 2
+from neatlogs.collector.rows import _INSERT, Entry, _entries, _no_surrogates, _row
+
+VERSION = 3
+_WITHOUT_PARENT_INDEX = 2
 _BUILT_RECORDS = 1
 
 logger = logging.getLogger("neatlogs")
@@ -48,10 +52,13 @@ CREATE TABLE records (
 """
 
 # The record's JSON is the last column: the columns before it are read without touching its pages.
+# Only records inside a span have a parent: the index of children holds those alone.
 _RECORD_INDEXES = """
-CREATE INDEX records_trace_started ON records (trace_id, started_at);
-CREATE INDEX records_started ON records (started_at);
-CREATE INDEX records_errors ON records (started_at, model, error_type, error_message) WHERE status = 'error';
+CREATE INDEX IF NOT EXISTS records_trace_started ON records (trace_id, started_at);
+CREATE INDEX IF NOT EXISTS records_started ON records (started_at);
+CREATE INDEX IF NOT EXISTS records_errors ON records (started_at, model, error_type, error_message)
+    WHERE status = 'error';
+CREATE INDEX IF NOT EXISTS records_parent ON records (parent_id, started_at) WHERE parent_id IS NOT NULL;
 """
 
 _SUMMARIES = """
@@ -326,6 +333,9 @@ def migrate(db: sqlite3.Connection) -> None:
         elif version == _BUILT_RECORDS:
             logger.warning("neatlogs: rebuilding the collector's summaries and search index")
             _build_summaries(db)
+        elif version == _WITHOUT_PARENT_INDEX:
+            logger.warning("neatlogs: indexing the collector's records by parent span; this runs once")
+        _run_script(db, _RECORD_INDEXES)  # whichever are missing
         db.execute(f"PRAGMA user_version = {VERSION}")
     except BaseException:
         db.execute("ROLLBACK")
@@ -342,12 +352,6 @@ def _run_script(db: sqlite3.Connection, script: str) -> None:
 
 def _rebuild_records(db: sqlite3.Connection) -> None:
     """The first collector's `records` table rewritten in the current layout (its rowids kept as seq)."""
-    from neatlogs.collector.store import (  # the same row building as ingest
-        _INSERT,
-        _index,
-        _no_surrogates,
-        _row,
-    )
 
     db.execute("ALTER TABLE records RENAME TO records_v0")
     for index in ("records_trace_started", "records_started"):
@@ -396,8 +400,6 @@ def set_search_index(db: sqlite3.Connection, settings: Sequence[tuple[str, int]]
 
 def _build_summaries(db: sqlite3.Connection) -> None:
     """(Re)build the search index and every summary from the `records` table, a chunk at a time."""
-    from neatlogs.collector.store import _index
-
     _new_summaries(db)
     cursor = db.execute("SELECT seq, record FROM records ORDER BY seq")
     while True:
@@ -405,3 +407,44 @@ def _build_summaries(db: sqlite3.Connection) -> None:
         if not chunk:
             break
         _index(db, [(seq, _loads_or_empty(text)) for seq, text in chunk])
+
+
+# ---- folding stored records into the search index and summaries ----
+
+
+def _fold(db: sqlite3.Connection, entries: Sequence[Entry]) -> None:
+    """Add stored records (ascending seq, all rows from the last folded one on) to the search
+    index, tags and summaries, inside the caller's transaction."""
+    if not entries:
+        return
+    db.executemany("INSERT INTO records_fts (rowid, text) VALUES (?, ?)", [entry[:2] for entry in entries])
+    tags = [(seq, tag) for seq, _, record_tags in entries for tag in record_tags]
+    if tags:
+        db.executemany("INSERT OR IGNORE INTO record_tags (seq, tag) VALUES (?, ?)", tags)
+    summarise(db, entries[0][0], entries[-1][0])
+
+
+def _index(
+    db: sqlite3.Connection, pairs: Sequence[tuple[int, Mapping[str, Any]]], clean: bool = True
+) -> None:
+    """_fold for records given as (seq, record)."""
+    _fold(db, _entries(pairs))
+
+
+def _tune_search_index(db: sqlite3.Connection) -> None:
+    """Give a file's search index the settings it lacks (made by an older version), writing only
+    then: a read-only file that has them opens as before."""
+    found = dict(db.execute("SELECT k, v FROM records_fts_config").fetchall())
+    missing = [(key, value) for key, value in SEARCH_INDEX_SETTINGS if found.get(key) != value]
+    if not missing:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        set_search_index(db, missing)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+# ---------------------------------------------------------------- percentiles

@@ -17,11 +17,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from neatlogs.collector import tree
 from neatlogs.collector.guard import RequestGuard, json_content_type_problem
-from neatlogs.collector.queries import BadRequest, Filters, filters_from, stats_range
+from neatlogs.collector.queries import KINDS, BadRequest, Filters, filters_from, stats_range
 from neatlogs.collector.store import RecordStore, StorageError
 from neatlogs.collector.viewer.auth import session_ok
 from neatlogs.collector.viewer.routes import viewer_routes
+from neatlogs.record.schema import REQUIRED_KEYS
 
 try:  # the `speedups` extra
     import orjson as _orjson
@@ -46,29 +48,6 @@ MAX_DEPTH = 64
 STORAGE_RETRY_AFTER = 1
 
 # The contract's required record keys (contract.md, section 2).
-REQUIRED_KEYS = (
-    "id",
-    "trace_id",
-    "provider",
-    "operation",
-    "model",
-    "response_model",
-    "request",
-    "prompt",
-    "completion",
-    "choices",
-    "finish_reason",
-    "stream",
-    "usage",
-    "cost_usd",
-    "tags",
-    "started_at",
-    "ended_at",
-    "duration_ms",
-    "ttft_ms",
-    "status",
-    "error",
-)
 _REQUIRED = frozenset(REQUIRED_KEYS)
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -369,7 +348,33 @@ def _record_problem(index: int, record: Any) -> str | None:
         return f"{where} has an 'id' that is not a non-empty string"
     if not isinstance(record["trace_id"], str):
         return f"{where} has a 'trace_id' that is not a string"
+    if "kind" in record or "parent_id" in record or "name" in record:
+        return _span_problem(where, record)
     return None
+
+
+def _span_problem(where: str, record: dict[str, Any]) -> str | None:
+    # The fields spans add (contract section 6); checked only when present, as older SDKs send none.
+    kind = record.get("kind")
+    if kind is None:
+        kind = "llm"  # a record without `kind` is a call
+    elif kind not in KINDS:  # a provider call or a span (contract section 6)
+        return f"{where} has 'kind' {_shown(kind)}; send one of " + ", ".join(map(repr, KINDS))
+    parent = record.get("parent_id")
+    if parent is not None and (not isinstance(parent, str) or not parent):
+        return f"{where} has 'parent_id' {_shown(parent)}; send the enclosing span's id (a string) or null"
+    name = record.get("name")
+    if kind == "span" and not isinstance(name, str):
+        return f"{where} is a span whose 'name' is {_shown(name)}; send the step's name as a string"
+    if name is not None and not isinstance(name, str):
+        return f"{where} has 'name' {_shown(name)}; send a string or null"
+    return None
+
+
+def _shown(value: Any) -> str:
+    # Short: a 400 names the value without echoing a whole payload back.
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _too_many() -> BadRequest:
@@ -570,7 +575,9 @@ def create_app(
             page = store.query_traces(Filters(trace_id=trace_id), limit=1)
             if not page.items:
                 return None
-            return {"trace": page.items[0], "calls": store.trace_calls(trace_id)}
+            calls = store.trace_calls(trace_id)
+            # Flat (oldest first) and as the tree of spans: `tree` holds the same rows, nested.
+            return {"trace": page.items[0], "calls": calls, "tree": tree.nested(calls)}
 
         found = await run_in_threadpool(read)
         if found is None:

@@ -43,6 +43,7 @@ class Filters:
     provider: str | None = None
     tag: str | None = None
     kind: str | None = None
+    parent_id: str | None = None  # records only: the children of one span
     since: str | None = None  # ISO 8601 UTC, microseconds, "Z" (the records' own format)
     until: str | None = None  # exclusive
     q: str | None = None  # words to find, as the user typed them
@@ -124,6 +125,7 @@ def filters_from(params: Mapping[str, str]) -> Filters:
         provider=_text(params, "provider"),
         tag=_text(params, "tag"),
         kind=_choice(params, "kind", KINDS),
+        parent_id=_text(params, "parent_id"),
         since=format_time(since_at) if since_at is not None else None,
         until=format_time(until_at) if until_at is not None else None,
         q=q,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from neatlogs.collector import _schema
-from neatlogs.collector._schema import migrate
+from neatlogs.collector._schema import _fold, _tune_search_index, migrate
 from neatlogs.collector.queries import (
     STATUSES,
     Filters,
@@ -24,6 +23,20 @@ from neatlogs.collector.queries import (
     encode_cursor,
     fts_query,
     minute_time,
+)
+from neatlogs.collector.rows import (
+    _FOLD_CHARS,
+    _FOLD_ROWS,
+    _INSERT,
+    Entry,
+    Row,
+    _clean_json,
+    _entries,
+    _loads,
+    _loads_or_empty,
+    _no_surrogates,
+    _row,
+    _text_factory,
 )
 
 # The most bytes of records one page of /v1/records holds (a single larger record still comes
@@ -35,235 +48,8 @@ EXACT_PERCENTILE_MINUTES = 60
 # Past this many minutes, percentiles come from daily histograms instead of hourly ones.
 LONG_RANGE_MINUTES = 2 * 1440
 TOP_ERRORS = 10
-# Stored records are folded into the search index and summaries once this many (or this many
-# characters of search text) are waiting, or before a query that reads them.
-_FOLD_ROWS = 1000
-_FOLD_CHARS = 4_000_000
-
-Row = tuple[Any, ...]
-
-_INSERT = (
-    "INSERT OR IGNORE INTO records (seq, id, trace_id, started_at, ended_at, status, kind, parent_id,"
-    " name, model, provider, operation, prompt_tokens, completion_tokens, total_tokens, cost_usd,"
-    " duration_ms, ttft_ms, finish_reason, error_type, error_message, record)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_ERROR_MESSAGE_CHARS = 300
-# Keys whose values are not words anyone searches for (roles, ids, image data).
-_UNSEARCHED = frozenset(
-    ("role", "type", "id", "index", "image_url", "url", "tool_call_id", "call_id", "detail")
-)
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-# ---------------------------------------------------------------- building a row
-
-
-def _str(value: Any) -> str | None:
-    return value if type(value) is str or isinstance(value, str) else None
-
-
-def _words(value: Any, out: list[str], depth: int = 0) -> None:
-    kind = type(value)
-    if kind is str:
-        if value and not value.startswith("data:"):  # inline images and files: no words
-            out.append(value)
-    elif kind is list or kind is tuple:
-        if depth < 16:
-            for item in value:
-                if type(item) is dict and len(item) == 2 and type(item.get("content")) is str:
-                    out.append(item["content"])  # a plain chat message, the common case
-                else:
-                    _words(item, out, depth + 1)
-    elif kind is dict and depth < 16:
-        for key, item in value.items():
-            if key not in _UNSEARCHED:
-                _words(item, out, depth + 1)
-
-
-def _search_text(record: Mapping[str, Any], error: Any) -> str:
-    """The text full-text search looks in: prompt, completion, error message and span name."""
-    out: list[str] = []
-    _words(record.get("prompt"), out)
-    _words(record.get("completion"), out)
-    if error is not None:
-        message = error.get("message")
-        if type(message) is str:
-            out.append(message)
-    name = record.get("name")
-    if type(name) is str:
-        out.append(name)
-    return "\n".join(out)
-
-
-def _row(record: Mapping[str, Any], text: str | None, seq: int) -> Row:
-    # Columns are best-effort copies for filtering and sums; the JSON column is the record itself,
-    # so a field of the wrong type becomes NULL here instead of rejecting the record. (Type checks are
-    # inline: this runs for every record.)
-    get = record.get
-    usage = get("usage")
-    if type(usage) is dict or isinstance(usage, Mapping):
-        prompt = usage.get("prompt_tokens")
-        completion = usage.get("completion_tokens")
-        total = usage.get("total_tokens")
-    else:
-        prompt = completion = total = None
-    error = get("error")
-    if type(error) is dict or isinstance(error, Mapping):
-        error_type = _str(error.get("type"))
-        message = _str(error.get("message"))
-        error_message = message[:_ERROR_MESSAGE_CHARS] if message is not None else None
-    else:
-        error = error_type = error_message = None
-    started, kind = get("started_at"), get("kind")
-    return (
-        seq,
-        record["id"],
-        record["trace_id"],
-        started if type(started) is str else "",
-        _str(get("ended_at")),
-        _str(get("status")),
-        "span" if kind == "span" else "llm",  # a record without `kind` is a call (contract 6)
-        _str(get("parent_id")),
-        _str(get("name")),
-        _str(get("model")),
-        _str(get("provider")),
-        _str(get("operation")),
-        _int(prompt),
-        _int(completion),
-        _int(total),
-        _number(get("cost_usd")),
-        _number(get("duration_ms")),
-        _number(get("ttft_ms")),
-        _str(get("finish_reason")),
-        error_type,
-        error_message,
-        json.dumps(record, separators=(",", ":"), allow_nan=False) if text is None else text,
-    )
-
-
-def _extras(record: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """The record's search text and its string tags."""
-    error = record.get("error")
-    text = _search_text(record, error if type(error) is dict else None)
-    tags = record.get("tags")
-    if type(tags) is list and tags:
-        return text, [tag for tag in tags if type(tag) is str]
-    return text, []
-
-
-def _int(value: Any) -> int | None:
-    # bool is an int subclass; a boolean token count is garbage, not 0/1.
-    if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
-        return value if value in _INT64 else None  # SQLite integers are 64-bit
-    return None
-
-
-def _number(value: Any) -> float | None:
-    kind = type(value)
-    if kind is float:
-        return value  # type: ignore[no-any-return]
-    if kind is int or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        try:
-            return float(value)
-        except OverflowError:  # an integer beyond any float
-            return None
-    return None
-
-
-def _clean_str(value: str) -> str:
-    if value.isascii() or _SURROGATE.search(value) is None:
-        return value
-    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def _no_surrogates(value: Any) -> Any:
-    """`value` with lone surrogates (which UTF-8 cannot hold) replaced by U+FFFD, in every string."""
-    if isinstance(value, str):
-        return _clean_str(value)
-    if isinstance(value, list):
-        return [_no_surrogates(item) for item in value]
-    if isinstance(value, tuple):
-        return tuple(_no_surrogates(item) for item in value)
-    if isinstance(value, dict):
-        return {_no_surrogates(key): _no_surrogates(item) for key, item in value.items()}
-    return value
-
-
-def _clean_json(blob: bytes) -> bytes:
-    """A stored record's JSON as UTF-8 bytes any JSON parser accepts: escaped lone surrogates replaced."""
-    if b"\\ud" not in blob and b"\\uD" not in blob:
-        return blob
-    value = _no_surrogates(json.loads(blob))
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _loads(blob: bytes) -> dict[str, Any]:
-    found: dict[str, Any] = json.loads(_clean_json(blob))
-    return found
-
-
-def _loads_or_empty(text: str) -> dict[str, Any]:
-    try:
-        found = json.loads(text)
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
-def _text_factory(data: bytes) -> str:
-    # Text a foreign tool wrote as invalid UTF-8 is read with replacement characters, not an error.
-    return data.decode("utf-8", "replace")
-
-
-Entry = tuple[int, str, list[str]]  # seq, search text, tags: what a stored record adds to the index
-
-
-def _entries(pairs: Sequence[tuple[int, Mapping[str, Any]]]) -> list[Entry]:
-    """The search text and tags of stored records (seq, record), lone surrogates replaced."""
-    found: list[Entry] = []
-    for seq, record in pairs:
-        text, tags = _extras(record)
-        found.append((seq, _clean_str(text), [_clean_str(tag) for tag in tags]))
-    return found
-
-
-def _fold(db: sqlite3.Connection, entries: Sequence[Entry]) -> None:
-    """Add stored records (ascending seq, all rows from the last folded one on) to the search
-    index, tags and summaries, inside the caller's transaction."""
-    if not entries:
-        return
-    db.executemany("INSERT INTO records_fts (rowid, text) VALUES (?, ?)", [entry[:2] for entry in entries])
-    tags = [(seq, tag) for seq, _, record_tags in entries for tag in record_tags]
-    if tags:
-        db.executemany("INSERT OR IGNORE INTO record_tags (seq, tag) VALUES (?, ?)", tags)
-    _schema.summarise(db, entries[0][0], entries[-1][0])
-
-
-def _index(
-    db: sqlite3.Connection, pairs: Sequence[tuple[int, Mapping[str, Any]]], clean: bool = True
-) -> None:
-    """_fold for records given as (seq, record)."""
-    _fold(db, _entries(pairs))
-
-
-def _tune_search_index(db: sqlite3.Connection) -> None:
-    """Give a file's search index the settings it lacks (made by an older version), writing only
-    then: a read-only file that has them opens as before."""
-    found = dict(db.execute("SELECT k, v FROM records_fts_config").fetchall())
-    missing = [(key, value) for key, value in _schema.SEARCH_INDEX_SETTINGS if found.get(key) != value]
-    if not missing:
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        _schema.set_search_index(db, missing)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-# ---------------------------------------------------------------- percentiles
+# The most records below one span that RecordStore.inside counts.
+INSIDE_LIMIT = 100_000
 
 
 def _percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
@@ -288,7 +74,6 @@ def _histogram_percentile(bins: Mapping[int, int], fraction: float) -> float | N
 
 # ---------------------------------------------------------------- files and storage errors
 
-_INT64 = range(-(2**63), 2**63)
 # Owner-only: the records hold prompts and completions.
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
@@ -630,6 +415,62 @@ class RecordStore:
         )
         return [dict(zip(_CALL_KEYS, row, strict=True)) for row in rows]
 
+    def call_fields(self, record_id: str) -> dict[str, Any] | None:
+        """One record's timeline fields (as trace_calls gives them), or None if it is not stored."""
+        rows = self._read(f"SELECT {', '.join(_CALL_KEYS)} FROM records WHERE id = ?", (record_id,))
+        return dict(zip(_CALL_KEYS, rows[0], strict=True)) if rows else None
+
+    def children(self, parent_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """The records whose `parent_id` is this one, oldest first, as trace_calls' fields."""
+        rows = self._read(
+            f"SELECT {', '.join(_CALL_KEYS)} FROM records WHERE parent_id = ?1 AND id <> ?1"
+            " ORDER BY started_at, seq LIMIT ?2",
+            (parent_id, limit),
+        )
+        return [dict(zip(_CALL_KEYS, row, strict=True)) for row in rows]
+
+    def child_counts(self, parent_ids: Sequence[str]) -> dict[str, int]:
+        """How many records each of these ids is the parent of (ids without children left out)."""
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(parent_ids))
+        for start in range(0, len(unique), 500):  # under SQLite's limit of parameters
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for parent, count in self._read(
+                f"SELECT parent_id, COUNT(*) FROM records WHERE parent_id IN ({marks}) AND parent_id <> id"
+                " GROUP BY parent_id",
+                chunk,
+            ):
+                found[parent] = count
+        return found
+
+    def inside(self, span_id: str, limit: int = INSIDE_LIMIT) -> dict[str, Any]:
+        """Totals of every record below a span (children, their children, ...): calls, spans,
+        errors, tokens and cost (None when no call inside had a price); `complete` is False when
+        more than `limit` records were below it and only the first `limit` were counted."""
+        # UNION (not UNION ALL): a parent_id cycle ends instead of looping.
+        ((calls, spans, errors, prompt, completion, total, cost, found),) = self._read(
+            "WITH RECURSIVE below(id) AS ("
+            " SELECT id FROM records WHERE parent_id = ?1"
+            " UNION SELECT r.id FROM records AS r JOIN below AS b ON r.parent_id = b.id LIMIT ?2)"
+            " SELECT COALESCE(SUM(r.kind <> 'span'), 0), COALESCE(SUM(r.kind = 'span'), 0),"
+            " COALESCE(SUM(r.status = 'error'), 0), COALESCE(SUM(r.prompt_tokens), 0),"
+            " COALESCE(SUM(r.completion_tokens), 0), COALESCE(SUM(r.total_tokens), 0), SUM(r.cost_usd),"
+            " COUNT(*)"
+            " FROM below AS b JOIN records AS r ON r.id = b.id WHERE r.id <> ?1",
+            (span_id, limit + 1),
+        )
+        return {
+            "calls": calls,
+            "spans": spans,
+            "errors": errors,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": total,
+            "cost_usd": cost,
+            "complete": found <= limit,
+        }
+
     def query_traces(self, filters: Filters, limit: int = 100, cursor: str | None = None) -> Page:
         """Per-trace summaries, most recently active first; a trace matches if it has a matching record.
 
@@ -958,7 +799,7 @@ def _money(value: float | None) -> float:
 def _record_conditions(filters: Filters) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
-    for column in ("trace_id", "model", "provider", "kind"):
+    for column in ("trace_id", "model", "provider", "kind", "parent_id"):
         value = getattr(filters, column)
         if value is not None:
             where.append(f"r.{column} = ?")

@@ -28,8 +28,8 @@ from neatlogs.record.capture import (
     build_view,
     strip_content,
 )
-from neatlogs.record.ratelimit import headers_of, rate_limit_from_headers
 from neatlogs.record.redact import mask_secrets
+from neatlogs.record.traits import traits_of
 
 # A provider-specific function that reads what a call kept and returns contract fields.
 Reader = Callable[["CallRecord"], dict[str, Any]]
@@ -380,8 +380,9 @@ class CallRecord:
             return source.rate_limit()
         response = self.response
         if self._facts is None:
+            read = traits_of(self.provider).rate_limit
             try:
-                return rate_limit_from_headers(headers_of(response, self.stream, self.error))
+                return read(response, self.stream, self.error) if read is not None else None
             except Exception:
                 log_internal_error("reading rate-limit headers")
         limits = self.facts().get("rate_limit")
@@ -447,11 +448,10 @@ class CallRecord:
             record.update(read)
         except Exception:
             log_internal_error(f"reading a {self.provider} {self.operation} call")
-        if "rate_limit" not in read:  # a reader that read the headers found none: not read twice
+        rate_limit = traits_of(self.provider).rate_limit
+        if "rate_limit" not in read and rate_limit is not None:  # a reader that found none: not read twice
             try:
-                record["rate_limit"] = rate_limit_from_headers(
-                    headers_of(self.response, self.stream, self.error)
-                )
+                record["rate_limit"] = rate_limit(self.response, self.stream, self.error)
             except Exception:
                 log_internal_error("reading rate-limit headers")
         try:

@@ -36,6 +36,7 @@ from neatlogs.record.sanitize import (
     json_text,
     plain_copy,
 )
+from neatlogs.record.schema import METADATA_KEYS
 
 FULL = "full"
 METADATA = "metadata"
@@ -206,15 +207,7 @@ def _check_limit(value: Any, name: str, minimum: int, unit: str) -> int | None:
 
 # Top-level fields that never hold prompt or completion text. Anything else (new reader fields
 # included) is left out of a metadata record until it is listed here.
-_METADATA_FIELDS = frozenset(
-    {
-        "id", "trace_id", "provider", "operation", "model", "response_model", "finish_reason", "stream",
-        "usage", "cost_usd", "tags", "started_at", "ended_at", "duration_ms", "ttft_ms", "status", "error",
-        "request_id", "response_id", "server_address", "server_port", "system_fingerprint", "service_tier",
-        "rate_limit", "capture", "provider_name", "azure_deployment", "azure_api_version", "input_count",
-        "dimensions", "custom_llm_provider", "litellm_cost_usd", "input_tokens",
-    }
-)  # fmt: skip
+_METADATA_FIELDS = METADATA_KEYS
 # Request parameters that configure a call rather than carry its content.
 _METADATA_REQUEST_KEYS = frozenset(
     {

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from neatlogs.record.call import CallRecord
-    from neatlogs.sinks.base import Sink
+    from neatlogs.sinks.base import CallSink
 
 
 class ContentView:
@@ -14,7 +14,7 @@ class ContentView:
 
     __slots__ = ("mode", "sink")
 
-    def __init__(self, sink: Sink, mode: str) -> None:
+    def __init__(self, sink: CallSink, mode: str) -> None:
         self.sink = sink
         self.mode = mode
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from ..viewer_records import post, record
+from ..viewer_records import post, record, span
 from .conftest import KEY, UNIQUE_WORD, Console, Traffic
 
 
@@ -202,6 +202,76 @@ def test_steps_nest_as_a_tree_that_collapses(page: Any, traffic: Traffic) -> Non
     assert rows.nth(1).is_hidden()
     rows.nth(0).locator("button.toggle").click()
     assert rows.nth(1).is_visible()
+
+
+def _agent_trace(trace: str) -> dict[str, dict[str, Any]]:
+    """An agent step holding a call, a tool step (holding a call) and a last call, in wire shape."""
+    agent = span(trace, "support_agent", kind="agent", input={"question": "refund order 42?"})
+    tool = span(
+        trace,
+        "validate_transaction",
+        kind="tool",
+        input={"amount": 100},
+        output={"valid": True},
+        parent_id=agent["id"],
+        attributes={"merchant": "<i>ACME</i>"},
+    )
+    return {
+        "agent": agent,
+        "plan": record(trace, parent_id=agent["id"], content="plan"),
+        "tool": tool,
+        "inner": record(trace, parent_id=tool["id"], content="inside the tool"),
+        "answer": record(trace, parent_id=agent["id"], content="answer"),
+    }
+
+
+def test_the_tree_folds_and_unfolds_from_the_keyboard(page: Any, traffic: Traffic) -> None:
+    parts = _agent_trace("keyboard-tree")
+    post(traffic.url, [parts["inner"], parts["plan"], parts["tool"], parts["answer"], parts["agent"]])
+    page.goto(f"{traffic.url}/traces/keyboard-tree")
+    row = {name: page.locator(f'tr[data-id="{record["id"]}"]') for name, record in parts.items()}
+    agent_toggle = row["agent"].locator("button.toggle")
+    tool_toggle = row["tool"].locator("button.toggle")
+
+    tool_toggle.focus()
+    page.keyboard.press("Enter")  # fold the tool: only its call goes
+    assert row["inner"].is_hidden() and row["plan"].is_visible()
+    assert tool_toggle.get_attribute("aria-expanded") == "false"
+    assert row["tool"].locator(".hidden-count").inner_text() == "1 hidden"
+
+    agent_toggle.focus()
+    page.keyboard.press("Space")  # fold the agent: everything under it
+    assert all(row[name].is_hidden() for name in ("plan", "tool", "inner", "answer"))
+    assert row["agent"].locator(".hidden-count").inner_text() == "4 hidden"
+
+    page.keyboard.press("Enter")  # unfold it: all of it again, the tool unfolded too
+    assert all(row[name].is_visible() for name in parts)
+    assert tool_toggle.get_attribute("aria-expanded") == "true"
+    assert row["agent"].locator(".hidden-count").is_hidden()
+    assert row["tool"].locator(".hidden-count").is_hidden()
+
+
+def test_a_step_page_opens_from_the_tree_and_leads_to_its_calls_and_back(page: Any, traffic: Traffic) -> None:
+    parts = _agent_trace("step-page-tree")
+    post(traffic.url, list(parts.values()))
+    page.goto(f"{traffic.url}/traces/step-page-tree")
+
+    page.locator(f'tr[data-id="{parts["tool"]["id"]}"] td.bar-col').click()  # the row, not its link
+    page.wait_for_url(re.compile(rf"/records/{parts['tool']['id']}$"))
+    assert page.locator("h1").inner_text().split() == ["TOOL", "validate_transaction", "success"]
+    assert '"amount": 100' in page.locator(".conversation .long").first.inner_text()
+    assert page.locator("table.attributes").inner_text().split() == ["merchant", "<i>ACME</i>"]
+    assert page.locator("table.attributes i").count() == 0  # shown as text, not markup
+    assert "1 call" in page.locator(".facts .inside").inner_text()
+
+    page.locator("table.children tr.wf-row a").click()
+    page.wait_for_url(re.compile(rf"/records/{parts['inner']['id']}$"))
+    assert "inside the tool" in page.locator(".conversation").inner_text()
+    page.locator(".crumbs a", has_text="parent step").click()
+    page.wait_for_url(re.compile(rf"/records/{parts['tool']['id']}$"))
+    page.locator(".crumbs a", has_text="parent step").click()
+    page.wait_for_url(re.compile(rf"/records/{parts['agent']['id']}$"))
+    assert page.locator("table.children tr.wf-row").count() == 3
 
 
 def test_the_dashboard_draws_its_charts_and_tables_from_the_stats_api(page: Any, traffic: Traffic) -> None:

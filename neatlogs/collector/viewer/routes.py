@@ -25,6 +25,8 @@ from neatlogs.collector.viewer import auth, chat, format, timeline
 PAGE_SIZE = 50
 # The most calls a trace page draws; a longer trace says so above its waterfall.
 TRACE_CALLS = 5000
+# The most children a step's page lists (all of them are on its trace's page).
+STEP_CHILDREN = 500
 logger = logging.getLogger("neatlogs")
 _HERE = Path(__file__).parent
 _LOGIN_BODY_LIMIT = 16 * 1024
@@ -235,6 +237,9 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
         if record is None:
             return await render("not_found.html", request, status=404, what="call", ident=record_id)
         neighbours = await run_in_threadpool(_neighbours, store, record)
+        step = await run_in_threadpool(_step, store, record)
+        parent_id = record.get("parent_id")
+        parent = await run_in_threadpool(store.call_fields, parent_id) if isinstance(parent_id, str) else None
         raw = json.dumps(record, indent=2, ensure_ascii=False)
         try:
             return await render(
@@ -245,6 +250,11 @@ def viewer_routes(store: RecordStore, api_keys: Collection[str] | None) -> list[
                 answers=chat.answers(record),
                 parameters=_parameters(record),
                 extra_usage=_extra_usage(record),
+                attributes=_attributes(record),
+                span_input=_span_input(record),
+                span_output=_span_output(record),
+                step=step,
+                parent=parent,
                 raw=raw,
                 nav=neighbours,
             )
@@ -391,6 +401,72 @@ def _neighbours(store: RecordStore, record: dict[str, Any]) -> dict[str, Any]:
         "previous": ids[at - 1] if at > 0 else None,
         "next": ids[at + 1] if at + 1 < len(ids) else None,
     }
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What a span's page shows of the records inside it."""
+
+    children: list[timeline.Row]  # direct children, oldest first
+    more: bool  # more children than drawn
+    inside: dict[str, Any]  # totals of every record below it (RecordStore.inside)
+
+
+def _step(store: RecordStore, record: dict[str, Any]) -> _Step | None:
+    """The children and totals of a span (None for a call)."""
+    if record.get("kind") != "span" or not isinstance(record.get("id"), str):
+        return None
+    kids = store.children(record["id"], limit=STEP_CHILDREN + 1)
+    # Drawn with the span as their root, so the bars are on the span's own time axis.
+    drawn = timeline.build(
+        [format.clean_record(record)]
+        + [format.clean_record(_call_record(kid)) for kid in kids[:STEP_CHILDREN]]
+    )
+    children = [row for row in drawn.rows if row.depth == 1]
+    steps = [row.record["id"] for row in children if row.record.get("kind") == "span"]
+    counts = store.child_counts(steps) if steps else {}
+    for row in children:
+        row.children = counts.get(row.record["id"], 0)  # what is inside a child step, not drawn here
+    return _Step(children, len(kids) > STEP_CHILDREN, store.inside(record["id"]))
+
+
+@dataclass(frozen=True)
+class _Content:
+    """A span's input or output as the page shows it; `recorded` is False when there is none."""
+
+    recorded: bool
+    value: Any = None
+
+
+_NONE = _Content(False)
+
+
+def _unwrapped(value: Any, key: str) -> Any:
+    # The SDK sends a span's input as {"input": ...} in `request` and its output as {"output": ...}
+    # in `completion`; other senders put them in `prompt` and `completion` bare (contract 6).
+    if isinstance(value, dict) and len(value) == 1 and key in value:
+        return value[key]
+    return value
+
+
+def _span_input(record: dict[str, Any]) -> _Content:
+    if record.get("prompt") is not None:
+        return _Content(True, _unwrapped(record["prompt"], "input"))
+    request = record.get("request")
+    if request is None or request == {}:  # not captured (capture_content="metadata")
+        return _NONE
+    return _Content(True, _unwrapped(request, "input"))
+
+
+def _span_output(record: dict[str, Any]) -> _Content:
+    completion = record.get("completion")
+    return _NONE if completion is None else _Content(True, _unwrapped(completion, "output"))
+
+
+def _attributes(record: dict[str, Any]) -> dict[str, Any]:
+    # A span's `set_attribute` values (contract section 6), shown as they are (escaped).
+    found = record.get("attributes")
+    return found if isinstance(found, dict) else {}
 
 
 def _call_record(call: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from neatlogs.collector import tree
 from neatlogs.collector.viewer.format import count, ms, parse_time, usd
 
 # Bars are drawn in an SVG whose width is this many units (stretched to the column).
@@ -22,9 +23,9 @@ class Row:
     x: float
     width: float
     ttft_x: float | None
-    children: int = 0
+    children: int = 0  # descendants: the rows a collapse hides
     parent: str | None = None
-    kids: list[Row] = field(default_factory=list)
+    orphan: bool = False
     # Written once here rather than by template filters: a trace can have thousands of rows.
     texts: dict[str, str] = field(default_factory=dict)
     bars: list[tuple[str, str, str]] = field(default_factory=list)  # (class, x, width)
@@ -98,45 +99,28 @@ def build(records: list[dict[str, Any]]) -> Timeline:
     scale = AXIS / wall if wall > 0 else 0.0
     ordered = sorted(records, key=lambda r: (offset(r), str(r.get("started_at") or "")))
     ids = {r.get("id") for r in records}
-    nodes: dict[Any, Row] = {}
-    for record in ordered:
+    rows: list[Row] = []
+    for place in tree.arrange(ordered):
+        record = ordered[place.index]
         start = offset(record)
         duration = max(_number(record.get("duration_ms")) or 0.0, 0.0)
         ttft = _number(record.get("ttft_ms"))
-        parent = record.get("parent_id")
-        nodes[id(record)] = Row(
-            record=record,
-            depth=0,
-            offset_ms=start,
-            x=start * scale,
-            width=max(duration * scale, _MIN_BAR),
-            ttft_x=(start + ttft) * scale if ttft is not None and scale else None,
-            parent=parent if parent in ids and parent != record.get("id") else None,
+        parent = ordered[place.parent].get("id") if place.parent is not None else None
+        declared = record.get("parent_id")
+        rows.append(
+            Row(
+                record=record,
+                depth=place.depth,
+                offset_ms=start,
+                x=start * scale,
+                width=max(duration * scale, _MIN_BAR),
+                ttft_x=(start + ttft) * scale if ttft is not None and scale else None,
+                children=place.descendants,
+                parent=parent if isinstance(parent, str) else None,
+                # Its parent step never arrived (or is past the drawn part): a root, and said so.
+                orphan=isinstance(declared, str) and declared not in ids,
+            )
         )
-    by_id = {row.record.get("id"): row for row in nodes.values()}
-    roots: list[Row] = []
-    for record in ordered:
-        row = nodes[id(record)]
-        owner = by_id.get(row.parent) if row.parent is not None else None
-        (owner.kids if owner is not None else roots).append(row)
-    rows: list[Row] = []
-    seen: set[int] = set()
-
-    def walk(row: Row, depth: int) -> int:
-        if id(row) in seen:  # a parent_id cycle: show each record once
-            return 0
-        seen.add(id(row))
-        row.depth = depth
-        rows.append(row)
-        row.children = sum(1 + walk(kid, depth + 1) for kid in row.kids if id(kid) not in seen)
-        return row.children
-
-    for root in roots:
-        walk(root, 0)
-    for row in nodes.values():  # records only reachable through a cycle
-        if id(row) not in seen:
-            row.parent = None
-            walk(row, 0)
     for row in rows:
         _dress(row)
     llm = [r for r in records if r.get("kind", "llm") != "span"]

@@ -10,7 +10,7 @@ from typing import Any
 from neatlogs._config import check_bool, check_optional_limit, check_positive_int, check_tags, check_trace_id
 from neatlogs._context import CURRENT_SCOPE
 from neatlogs._log import log_internal_error, logger
-from neatlogs.dispatch import Recorder, Sink, submit
+from neatlogs.dispatch import Recorder, submit
 from neatlogs.providers._core.patchset import PatchSet
 from neatlogs.providers._core.streams import finalise
 from neatlogs.record.call import CallRecord, Reader
@@ -22,6 +22,7 @@ from neatlogs.record.capture import (
     CaptureSettings,
     Redactor,
 )
+from neatlogs.sinks.base import CallSink, Sink, UserSink, check_sinks
 from neatlogs.sinks.history import DEFAULT_HISTORY_SIZE, History
 from neatlogs.sinks.views import ContentView
 
@@ -36,7 +37,15 @@ def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
     unknown = sorted(set(options) - set(OPTION_NAMES) - set(exporter_names))
     if unknown:
         valid = ", ".join(
-            [*exporter_names, *OPTION_NAMES, "history_size", "otel", "tracer_provider", "meter_provider"]
+            [
+                *exporter_names,
+                *OPTION_NAMES,
+                "history_size",
+                "otel",
+                "tracer_provider",
+                "meter_provider",
+                "sinks",
+            ]
         )
         raise TypeError(f"unknown setting(s) {', '.join(unknown)}; valid names are {valid}")
     capture = {name: value for name, value in options.items() if name in OPTION_NAMES}
@@ -60,8 +69,10 @@ class Pipeline:
         tracer_provider: Any,
         meter_provider: Any,
         exporter_options: dict[str, Any],
+        sinks: Any = None,
     ) -> None:
         check_positive_int(history_size, "history_size")
+        user_sinks = check_sinks(sinks)
         check_bool(otel, "otel")
         from neatlogs.sinks.exporter.settings import ExporterSettings
 
@@ -69,7 +80,7 @@ class Pipeline:
         self.capture = CaptureSettings.resolve(**capture_options)
         self.settings = ExporterSettings.resolve(endpoint=endpoint, api_key=api_key, **exporter_options)
         self.history = History(history_size, self.capture)
-        self.sinks: list[Sink] = []
+        self.sinks: list[CallSink] = []
         if self.settings.endpoint:
             from neatlogs.sinks.exporter import exporter_sink
 
@@ -83,6 +94,8 @@ class Pipeline:
                 "process (conversation history%s)",
                 " and OpenTelemetry" if otel else "",
             )
+        metadata_only = self.capture.exporter == METADATA  # what leaves the process, as the exporter
+        self.sinks.extend(UserSink(sink, metadata_only) for sink in user_sinks)
         if otel:
             from neatlogs.sinks.otel.sink import OTelSink
 
@@ -120,6 +133,7 @@ class Instrumentation:
         max_string_length: int | None = DEFAULT_MAX_STRING_LENGTH,
         max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES,
         sample_rate: float | None = None,
+        sinks: list[Sink] | None = None,
         **exporter_options: Any,
     ) -> None:
         trace_id = check_trace_id(trace_id)
@@ -135,14 +149,16 @@ class Instrumentation:
             "sample_rate": sample_rate,
             **exporter_options,
         }
-        pipeline = Pipeline(api_key, endpoint, history_size, otel, tracer_provider, meter_provider, options)
+        pipeline = Pipeline(
+            api_key, endpoint, history_size, otel, tracer_provider, meter_provider, options, sinks
+        )
         self._history = pipeline.history
         self._recorder = Recorder(
             trace_id, tag_tuple, [pipeline.history, *pipeline.sinks], client, pipeline.capture
         )
 
     @classmethod
-    def _attached(cls, trace_id: str, tags: tuple[str, ...], history: History, sinks: list[Sink]) -> Any:
+    def _attached(cls, trace_id: str, tags: tuple[str, ...], history: History, sinks: list[CallSink]) -> Any:
         """A provider made by a tracker: its own history, then the tracker's history and sinks.
 
         The tracker's capture settings travel with its history.

@@ -102,6 +102,17 @@ def _event_data(decoder_class: Any, lines: list[bytes]) -> list[str]:
         joined = b"\n".join(data_lines)  # no line holds a line break, so each `\ndata: ` starts one
         if joined[:6] == b"data: " and joined.count(b"\ndata: ") == len(data_lines) - 1:
             return joined[6:].decode("utf-8", errors="replace").split("\ndata: ")
+    # Named events (`event: `, `data: `, blank: Anthropic's streams) are read the same way.
+    if len(lines) % 3 == 0 and not any(lines[2::3]):
+        names, data_lines = b"\n".join(lines[0::3]), lines[1::3]
+        joined = b"\n".join(data_lines)
+        if (
+            names[:7] == b"event: "
+            and names.count(b"\nevent: ") == len(data_lines) - 1
+            and joined[:6] == b"data: "
+            and joined.count(b"\ndata: ") == len(data_lines) - 1
+        ):
+            return joined[6:].decode("utf-8", errors="replace").split("\ndata: ")
     decoder = decoder_class()
     data = []
     for line in lines:

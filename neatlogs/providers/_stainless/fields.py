@@ -11,11 +11,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from neatlogs.providers._stainless.ratelimit import rate_limit_from_headers
 from neatlogs.providers._stainless.raw import RawResult
 from neatlogs.record.call import CallRecord, Quick, QuickRead
 from neatlogs.record.credentials import without_credentials
 from neatlogs.record.jsonsafe import to_jsonable
-from neatlogs.record.ratelimit import rate_limit_from_headers
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 # Hosts of vendors that serve the OpenAI API -> the OpenTelemetry `gen_ai.provider.name` value.

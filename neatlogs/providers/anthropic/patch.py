@@ -25,6 +25,7 @@ from neatlogs.providers._stainless.events import event_tap
 from neatlogs.providers._stainless.raw import RawResponses
 from neatlogs.providers.anthropic.readers import (
     compact_event,
+    compact_message,
     quick_usage,
     read_count_tokens,
     read_messages,
@@ -154,6 +155,16 @@ def _targets() -> list[Target]:
     decoder = _find("anthropic._streaming", "SSEDecoder")
     tap = event_tap(settle_events, decoder) if decoder is not None else None
 
+    def keep_message(result: Any, record: Any, finish: Any) -> Any:
+        kept = raw.keep(result, record, finish)
+        if kept is not result:
+            return kept
+        try:
+            return compact_message(result)
+        except Exception:
+            log_internal_error("keeping an anthropic message")
+            return result  # kept as it is: the reader reads the SDK object later
+
     def kind(operation: str, reader: Any, streams: bool) -> CallKind:
         return CallKind(
             "anthropic",
@@ -162,7 +173,7 @@ def _targets() -> list[Target]:
             _client_of,
             stream_kind,
             snapshot_kwargs,
-            raw.keep,
+            keep_message if streams else raw.keep,
             quick_usage if streams else None,
             compact_event if streams else None,
             tap if streams else None,

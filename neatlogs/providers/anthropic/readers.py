@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from neatlogs._log import log_internal_error
 from neatlogs.providers._stainless.fields import get, payload, request_fields
+from neatlogs.providers.anthropic.traits import rate_limit_from_headers
 from neatlogs.record.call import CallRecord, QuickRead
-from neatlogs.record.ratelimit import rate_limit_from_headers
 
 try:  # the `speedups` extra decodes a stream's events faster
     import orjson as _orjson
@@ -102,6 +102,69 @@ def usage_of(parts: UsageParts | None) -> dict[str, Any] | None:
     if isinstance(cache_write, int):
         usage["cache_write_tokens"] = cache_write
     return usage
+
+
+# ---- a whole message, kept as plain values ----
+
+
+class CompactMessage(NamedTuple):
+    """A `Message` as plain values, made when the call returns: a record kept in a history then holds
+    strings and tuples, which the garbage collector does not walk again, rather than the SDK's object
+    tree. `blocks` holds (type, id, name, text or tool input) per content block."""
+
+    model: Any
+    id: Any
+    stop_reason: Any
+    request_id: str | None
+    usage: UsageParts | None
+    blocks: tuple[tuple[Any, Any, Any, Any], ...]
+
+    @property
+    def _request_id(self) -> str | None:  # where `_call_fields` finds it on the SDK's own objects
+        return self.request_id
+
+
+_BLOCK_VALUE = {"text": "text", "thinking": "thinking", "tool_use": "input", "server_tool_use": "input"}
+
+
+def _own_fields(value: Any) -> dict[str, Any]:
+    # The SDK's pydantic models keep their fields in `__dict__`: reading them there skips pydantic's
+    # slow `__getattr__` for the fields a block type does not have.
+    fields = getattr(value, "__dict__", None)
+    return fields if type(fields) is dict else {}
+
+
+def compact_message(body: Any) -> Any:
+    """A message as a `CompactMessage`, or `body` itself when it is not shaped like one (attribute
+    reads only: runs on the caller's thread)."""
+    fields = _own_fields(body)
+    content = fields.get("content")
+    if type(content) is not list:
+        return body
+    blocks = []
+    for block in content:
+        own = _own_fields(block)
+        kind: Any = own.get("type")
+        field = _BLOCK_VALUE.get(kind, "input" if kind == "mcp_tool_use" else "")
+        blocks.append((kind, own.get("id"), own.get("name"), own.get(field) if field else None))
+    private = getattr(body, "__pydantic_private__", None)  # where pydantic keeps `_request_id`
+    request_id = private.get("_request_id") if type(private) is dict else getattr(body, "_request_id", None)
+    usage = _own_fields(fields.get("usage"))
+    return CompactMessage(
+        fields.get("model"),
+        fields.get("id"),
+        fields.get("stop_reason"),
+        request_id if isinstance(request_id, str) else None,
+        (
+            usage.get("input_tokens"),
+            usage.get("output_tokens"),
+            usage.get("cache_read_input_tokens"),
+            usage.get("cache_creation_input_tokens"),
+        )
+        if usage
+        else None,
+        tuple(blocks),
+    )
 
 
 # ---- streamed events ----
@@ -228,20 +291,19 @@ def _completion(blocks: Iterable[tuple[Any, Any, Any, str]]) -> dict[str, Any]:
     return completion
 
 
+def _block_text(block_type: Any, value: Any) -> str:
+    if block_type in ("tool_use", "server_tool_use", "mcp_tool_use"):
+        return json.dumps(value if value is not None else {}, ensure_ascii=False, default=str)
+    return value if isinstance(value, str) else ""
+
+
 def _message_blocks(content: Any) -> list[tuple[Any, Any, Any, str]]:
     blocks = []
     for block in content or ():
         block_type = get(block, "type")
-        if block_type == "text":
-            text = get(block, "text") or ""
-        elif block_type == "thinking":
-            text = get(block, "thinking") or ""
-        elif block_type == "tool_use" or block_type in ("server_tool_use", "mcp_tool_use"):
-            value = get(block, "input")
-            text = json.dumps(value if value is not None else {}, ensure_ascii=False, default=str)
-        else:
-            text = ""
-        blocks.append((block_type, get(block, "id"), get(block, "name"), text))
+        field = _BLOCK_VALUE.get(block_type, "input" if block_type == "mcp_tool_use" else "")
+        value = get(block, field) if field else None
+        blocks.append((block_type, get(block, "id"), get(block, "name"), _block_text(block_type, value)))
     return blocks
 
 
@@ -309,6 +371,11 @@ def read_messages(record: CallRecord) -> dict[str, Any]:
         fields["finish_reason"] = merged.stop_reason
         fields["response_model"], fields["response_id"] = merged.model, merged.id
         usage_parts = merged.usage
+    elif isinstance(body, CompactMessage):
+        completion = _completion([(k, i, n, _block_text(k, v)) for k, i, n, v in body.blocks])
+        fields["finish_reason"] = body.stop_reason
+        fields["response_model"], fields["response_id"] = body.model, body.id
+        usage_parts = body.usage
     elif body is not None and get(body, "content") is not None:
         completion = _completion(_message_blocks(get(body, "content")))
         fields["finish_reason"] = get(body, "stop_reason")
@@ -345,6 +412,8 @@ def quick_usage(response: Any, chunks: list[Any], stream: bool) -> QuickRead | N
             last = stops[-1][2] if stops else None
             model = start[1] if start is not None else None
             return usage_of(_merged_usage(start[3] if start is not None else None, last)), model
+        if type(response) is CompactMessage:
+            return usage_of(response.usage), response.model if isinstance(response.model, str) else None
         if response is None or not hasattr(response, "usage"):
             return None  # a raw response, or nothing: the full reader knows
         model = getattr(response, "model", None)

@@ -24,6 +24,7 @@ from neatlogs.providers._core.patchset import PatchSet, Target
 from neatlogs.providers._core.streams import Finish
 from neatlogs.providers.openai.patch import read_chat, snapshot_kwargs
 from neatlogs.record.call import CallRecord
+from neatlogs.record.traits import well_known_provider
 
 # Connection settings, never request data; the API base is kept apart for the server fields.
 _TRANSPORT_KWARGS = frozenset({"api_base", "base_url", "headers", "extra_headers", "client"})
@@ -106,11 +107,9 @@ def read_litellm_chat(record: CallRecord) -> dict[str, Any]:
     if provider is None and record.error is not None:
         provider = getattr(record.error, "llm_provider", None)
     if isinstance(provider, str) and provider:
-        from neatlogs.sinks.otel.semconv import provider_name
-
         fields["custom_llm_provider"] = provider
         # OpenTelemetry's gen_ai.provider.name is the vendor LiteLLM routed to, not LiteLLM itself.
-        fields["provider_name"] = provider_name({"provider": provider})
+        fields["provider_name"] = well_known_provider(provider)
     request_id = _request_id(hidden)
     if request_id is not None:
         fields["request_id"] = request_id

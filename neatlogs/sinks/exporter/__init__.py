@@ -2,7 +2,7 @@
 
 The public functions here are what the rest of neatlogs uses:
 
-- `exporter_sink(settings)` -> a Sink whose `emit(record)` only enqueues (never blocks, never raises).
+- `exporter_sink(settings)` -> a CallSink whose `emit(record)` only enqueues (never blocks, never raises).
   Each distinct (endpoint, api_key) gets one bounded queue and one lazily started daemon thread, so a
   slow collector never delays another endpoint (see docs/exporter.md).
 - `flush_all(timeout)` -> bool, `shutdown_all(timeout)`, `exporter_stats()` -> dict.
@@ -10,15 +10,15 @@ The public functions here are what the rest of neatlogs uses:
 
 from __future__ import annotations
 
-from neatlogs.dispatch import Sink
+from neatlogs.sinks.base import CallSink
 from neatlogs.sinks.exporter.batcher import exporter_stats, flush_all, pipeline_for, shutdown_all
 from neatlogs.sinks.exporter.settings import ExporterSettings
 
 __all__ = ["ExporterSettings", "exporter_sink", "exporter_stats", "flush_all", "shutdown_all"]
 
 
-def exporter_sink(settings: ExporterSettings) -> Sink:
-    """The Sink for `settings.endpoint`/`settings.api_key`; records emitted to it are sent in the background.
+def exporter_sink(settings: ExporterSettings) -> CallSink:
+    """The CallSink for `settings.endpoint`/`settings.api_key`; what it gets is sent in the background.
 
     Sinks for the same (endpoint, api_key) share one queue and worker; the first settings win.
     Raises ValueError when `settings.endpoint` is None.

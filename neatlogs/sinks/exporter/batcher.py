@@ -14,8 +14,6 @@ import logging
 import os
 import threading
 import time
-import weakref
-from collections.abc import Callable
 from pathlib import Path
 
 from neatlogs._log import log_internal_error, logger
@@ -24,6 +22,7 @@ from neatlogs.record.call import CallRecord
 from neatlogs.sinks.exporter.http import Delivery, IngestClient, Record, describe_unencodable
 from neatlogs.sinks.exporter.settings import ExporterSettings
 from neatlogs.sinks.exporter.spool import Spool
+from neatlogs.worker import weak_call
 
 # After a 401/403 nothing is sent to that endpoint for this long (records are dropped and counted),
 # so a wrong key costs one request a minute rather than one per batch.
@@ -73,18 +72,6 @@ def _no_deadline() -> float:
     return float("inf")
 
 
-def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
-    """A callable that runs `method` while its object lives; at-fork hooks cannot be unregistered."""
-    ref = weakref.WeakMethod(method)
-
-    def call() -> None:
-        bound = ref()
-        if bound is not None:
-            bound()
-
-    return call
-
-
 class Pipeline:
     """One endpoint's queue and worker; its `emit` is the Sink the recorders call."""
 
@@ -98,7 +85,7 @@ class Pipeline:
         self._limit = settings.max_queue_size
         self._reset()
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_weak_call(self._after_fork_in_child))
+            os.register_at_fork(after_in_child=weak_call(self._after_fork_in_child))
 
     def _reset(self) -> None:
         """Fresh queue, thread state and locks (also what a forked child starts from)."""

@@ -23,6 +23,7 @@ from typing import Any
 
 import requests
 
+from neatlogs._version import __version__
 from neatlogs.record.redact import mask_secrets
 from neatlogs.sinks.exporter.wire import record_texts, to_utf8
 from neatlogs.sinks.suppress import suppressed_instrumentation
@@ -85,16 +86,7 @@ class _BearerAuth(requests.auth.AuthBase):
 
 def sdk_block() -> dict[str, str]:
     """The payload's `sdk` member: this library's name and version."""
-    version = "0.0.0"
-    try:
-        import neatlogs
-
-        found = getattr(neatlogs, "__version__", None)
-        if isinstance(found, str) and found:
-            version = found
-    except Exception:  # a half-initialised package must not stop exporting
-        pass
-    return {"name": "neatlogs", "version": version}
+    return {"name": "neatlogs", "version": __version__}
 
 
 def encode_batch(

@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from neatlogs.record.traits import traits_of, well_known_provider
+
 # ---- attribute names ----
 OPERATION_NAME = "gen_ai.operation.name"
 PROVIDER_NAME = "gen_ai.provider.name"
@@ -44,9 +46,6 @@ OUTPUT_MESSAGES = "gen_ai.output.messages"
 SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
 TOOL_DEFINITIONS = "gen_ai.tool.definitions"
 TOKEN_TYPE = "gen_ai.token.type"
-OPENAI_API_TYPE = "openai.api.type"
-OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
-OPENAI_RESPONSE_SYSTEM_FINGERPRINT = "openai.response.system_fingerprint"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
@@ -79,23 +78,6 @@ OPERATION_NAMES = {
     "embeddings": "embeddings",
     "responses": "chat",
 }
-_OPENAI_API_TYPES = {"chat": "chat_completions", "responses": "responses"}
-# neatlogs provider -> gen_ai.provider.name well-known value; unknown names pass through unchanged.
-_PROVIDER_NAMES = {
-    "openai": "openai",
-    "azure": "azure.ai.openai",
-    "azure_openai": "azure.ai.openai",
-    "anthropic": "anthropic",
-    "bedrock": "aws.bedrock",
-    "cohere": "cohere",
-    "deepseek": "deepseek",
-    "gemini": "gcp.gemini",
-    "vertex_ai": "gcp.vertex_ai",
-    "groq": "groq",
-    "mistral": "mistral_ai",
-    "perplexity": "perplexity",
-    "xai": "x_ai",
-}
 _JSON_OUTPUT_FORMATS = frozenset({"json_object", "json_schema"})
 
 
@@ -123,14 +105,13 @@ def operation_name(record: Mapping[str, Any]) -> str:
 
 def provider_name(record: Mapping[str, Any]) -> str:
     """gen_ai.provider.name: the well-known value for the record's provider (Azure told by its host)."""
-    named = record.get("provider_name")  # set by the reader when it knows the vendor (Azure, ...)
+    named = record.get("provider_name")  # set by the reader when it knows the vendor (LiteLLM's route)
     if isinstance(named, str) and named:
         return named
     provider = str(record.get("provider") or "")
-    address = record.get("server_address")
-    if provider == "openai" and isinstance(address, str) and address.endswith(".openai.azure.com"):
-        return "azure.ai.openai"
-    return _PROVIDER_NAMES.get(provider, provider)
+    namer = traits_of(provider).otel_provider_name
+    named = namer(record) if namer is not None else None
+    return named or well_known_provider(provider)
 
 
 def span_name(record: Mapping[str, Any]) -> str:
@@ -208,10 +189,6 @@ def _request_attributes(record: Mapping[str, Any], attributes: dict[str, Any]) -
         encoding = request.get("encoding_format")
         _put(attributes, REQUEST_ENCODING_FORMATS, [encoding] if isinstance(encoding, str) else None)
         _put(attributes, EMBEDDINGS_DIMENSION_COUNT, _integer(request.get("dimensions")))
-    if record.get("provider") == "openai":
-        tier = request.get("service_tier")
-        if isinstance(tier, str) and tier != "auto":
-            attributes[OPENAI_REQUEST_SERVICE_TIER] = tier
 
 
 def finish_reasons(record: Mapping[str, Any]) -> list[str]:
@@ -255,9 +232,6 @@ def _response_attributes(record: Mapping[str, Any], attributes: dict[str, Any]) 
         _put(attributes, USAGE_CACHE_READ_INPUT_TOKENS, cache_read)
         _put(attributes, USAGE_CACHE_CREATION_INPUT_TOKENS, _integer(usage.get("cache_write_tokens")))
         _put(attributes, USAGE_REASONING_OUTPUT_TOKENS, _integer(usage.get("reasoning_tokens")))
-    fingerprint = record.get("system_fingerprint")
-    if record.get("provider") == "openai" and isinstance(fingerprint, str):
-        attributes[OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = fingerprint
     ttft_ms = _number(record.get("ttft_ms"))
     if ttft_ms is not None:
         attributes[RESPONSE_TIME_TO_FIRST_CHUNK] = ttft_ms / 1000.0
@@ -267,9 +241,9 @@ def _response_attributes(record: Mapping[str, Any], attributes: dict[str, Any]) 
 def span_attributes(record: Mapping[str, Any], capture_content: bool) -> dict[str, Any]:
     """Every span attribute for a record (the sampling ones included); content only if asked."""
     attributes = sampling_attributes(record)
-    api_type = _OPENAI_API_TYPES.get(str(record.get("operation")))
-    if record.get("provider") == "openai" and api_type:
-        attributes[OPENAI_API_TYPE] = api_type
+    vendor_attributes = traits_of(str(record.get("provider") or "")).otel_attributes
+    if vendor_attributes is not None:
+        attributes.update(vendor_attributes(record))
     if record.get("stream"):
         attributes[REQUEST_STREAM] = True
     _request_attributes(record, attributes)

@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 import weakref
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -23,10 +23,13 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from neatlogs._log import log_internal_error, logger
+from neatlogs._version import __version__
 from neatlogs.dispatch import drain as drain_dispatcher
 from neatlogs.record.call import CallRecord
 from neatlogs.record.redact import mask_secrets
+from neatlogs.record.traits import traits_of
 from neatlogs.sinks.otel import semconv as sc
+from neatlogs.worker import BackgroundWorker
 
 __all__ = ["OTelSink", "configure_otlp", "flush_all_otel", "otel_stats", "shutdown_all_otel"]
 
@@ -44,18 +47,6 @@ _CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _CAPTURE_ON = frozenset({"true", "1", "yes", "span_only", "span_and_event"})
 _SCOPE = "neatlogs"
 _SUPPRESS_KEY = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
-
-# Wrappers from these modules on the SDK method mean another GenAI instrumentation makes its own span for
-# the call: opentelemetry-instrumentation-openai-v2 (`...openai_v2`) and OpenLLMetry (`...openai`).
-_FOREIGN_WRAPPER_MODULES = ("opentelemetry.instrumentation.openai",)
-# Where each traced operation lives, to look for those wrappers: (module, classes, method). The module is
-# only looked up in sys.modules, never imported.
-_SDK_METHODS: dict[tuple[str, str], tuple[str, tuple[str, ...], str]] = {
-    ("openai", "chat"): ("openai.resources.chat.completions", ("Completions", "AsyncCompletions"), "create"),
-    ("openai", "completion"): ("openai.resources.completions", ("Completions", "AsyncCompletions"), "create"),
-    ("openai", "embeddings"): ("openai.resources.embeddings", ("Embeddings", "AsyncEmbeddings"), "create"),
-    ("openai", "responses"): ("openai.resources.responses", ("Responses", "AsyncResponses"), "create"),
-}
 
 # ---- is an OpenTelemetry SDK installed at all? ----
 
@@ -94,10 +85,6 @@ def _global_providers_installed() -> bool:
 
 
 def _version() -> str:
-    try:
-        from neatlogs import __version__
-    except ImportError:  # pragma: no cover - only while the package is half-imported
-        return ""
     return __version__
 
 
@@ -108,42 +95,18 @@ def _capture_from_env() -> bool:
 # ---- the shared worker ----
 
 
-class _Marker:
-    __slots__ = ("done",)
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-
-
-_STOP = object()
-
-
-class _Worker:
-    """One daemon thread per process that turns queued records into spans and metrics."""
+class _Exports:
+    """What every OTelSink shares: the outcome counts and the calls recently made into spans."""
 
     def __init__(self) -> None:
         self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)  # the child counts its own
 
     def _reset(self) -> None:
-        # Also the fork handler: the child starts with an empty queue and no thread (the parent's
-        # pending records are the parent's to export).
-        self.queue: deque[Any] = deque()
-        self.wake = threading.Event()
         self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
         self.recent: OrderedDict[tuple[int, int, int], None] = OrderedDict()
         self.counts = {"exported": 0, "skipped": 0, "dropped": 0, "failed": 0}
-
-    def put(self, sink: OTelSink, record: CallRecord) -> bool:
-        queue = self.queue
-        if len(queue) >= _MAX_QUEUE:
-            return False
-        queue.append((sink, record))
-        if self.thread is None:
-            self._start()
-        elif len(queue) >= _WAKE_AT and not self.wake.is_set():
-            self.wake.set()
-        return True
 
     def count_drop(self, sink: OTelSink) -> None:
         # Producers on many threads may overflow at once; the lock keeps the counts exact.
@@ -151,39 +114,20 @@ class _Worker:
             self.counts["dropped"] += 1
             sink._counts["dropped"] += 1
 
-    def _start(self) -> None:
-        with self.lock:
-            if self.thread is not None:
-                return
-            thread = threading.Thread(target=self._run, name="neatlogs-otel", daemon=True)
-            thread.start()
-            self.thread = thread
-        _register_exit_hooks()
-
-    def _run(self) -> None:
-        queue, wake = self.queue, self.wake
-        while True:
-            wake.wait(_EXPORT_EVERY)
-            # Cleared before draining: an append after this either is drained now or sets wake again.
-            wake.clear()
-            while queue:
-                item = queue.popleft()
-                if item is _STOP:
-                    return
-                if isinstance(item, _Marker):
-                    item.done.set()
-                    continue
-                sink, record = item
-                try:
-                    outcome = sink._export(record)
-                except Exception:
-                    outcome = "failed"
-                    log_internal_error("turning a call into an OpenTelemetry span")
+    def export(self, batch: list[tuple[OTelSink, CallRecord]]) -> None:
+        """Turn a batch of queued records into spans and measurements (the worker's handler)."""
+        for sink, record in batch:
+            try:
+                outcome = sink._export(record)
+            except Exception:
+                outcome = "failed"
+                log_internal_error("turning a call into an OpenTelemetry span")
+            with self.lock:
                 self.counts[outcome] += 1
                 sink._counts[outcome] += 1
 
     def seen(self, key: tuple[int, int, int]) -> bool:
-        """True if this call already made a span for this destination (worker thread only)."""
+        """True if this call already made a span for this destination (one handler at a time)."""
         recent = self.recent
         if key in recent:
             return True
@@ -191,39 +135,6 @@ class _Worker:
         if len(recent) > _RECENT_CALLS:
             recent.popitem(last=False)
         return False
-
-    def flush(self, timeout: float | None) -> bool:
-        thread = self.thread
-        if thread is threading.current_thread():  # a span processor calling flush would wait on itself
-            return not self.queue
-        if thread is None:
-            if not self.queue:
-                return True
-            self._start()
-        marker = _Marker()
-        self.queue.append(marker)
-        self.wake.set()
-        return marker.done.wait(timeout)
-
-    def stop(self, timeout: float | None) -> bool:
-        done = self.flush(timeout)
-        thread = self.thread
-        if thread is None or thread is threading.current_thread():
-            return done
-        self.queue.append(_STOP)
-        self.wake.set()
-        thread.join(timeout)
-        # Forgotten only once it has exited, so a record queued meanwhile never meets two consumers;
-        # such a record waits for the next record or flush to start a new thread.
-        with self.lock:
-            if self.thread is thread and not thread.is_alive():
-                self.thread = None
-        return done and not thread.is_alive()
-
-
-_WORKER = _Worker()
-_SINKS: weakref.WeakSet[OTelSink] = weakref.WeakSet()
-_hooks_registered = False
 
 
 def _register_exit_hooks() -> None:
@@ -234,19 +145,30 @@ def _register_exit_hooks() -> None:
     # Registered when the first record arrives, usually after the application installed its SDK providers,
     # so (atexit being last-in first-out) the queue becomes spans before those providers shut down.
     atexit.register(shutdown_all_otel, _EXIT_TIMEOUT)
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_WORKER._reset)
+
+
+_EXPORTS = _Exports()
+_WORKER: BackgroundWorker[tuple[OTelSink, CallRecord]] = BackgroundWorker(
+    "neatlogs-otel",
+    _EXPORTS.export,
+    capacity=_MAX_QUEUE,
+    wake_at=_WAKE_AT,
+    every=_EXPORT_EVERY,
+    on_start=_register_exit_hooks,
+)
+_SINKS: weakref.WeakSet[OTelSink] = weakref.WeakSet()
+_hooks_registered = False
 
 
 # ---- detecting another instrumentation of the same call ----
 
 
-def _wrapped_by_other_instrumentor(method: Any) -> bool:
+def _wrapped_by_other_instrumentor(method: Any, foreign: tuple[str, ...]) -> bool:
     for _ in range(8):  # a chain of wrapt wrappers, outermost first
         wrapper = getattr(method, "_self_wrapper", None)
         if wrapper is None:
             return False
-        if str(getattr(wrapper, "__module__", "")).startswith(_FOREIGN_WRAPPER_MODULES):
+        if str(getattr(wrapper, "__module__", "")).startswith(foreign):
             return True
         method = getattr(method, "__wrapped__", None)
     return False
@@ -257,13 +179,15 @@ def _other_instrumentor_active(record: CallRecord) -> bool:
     # logfire.instrument_openai() marks the client (class or instance) it instruments.
     if getattr(record.client, "_is_instrumented_by_logfire", False) is True:
         return True
-    where = _SDK_METHODS.get((record.provider, record.operation))
+    traits = traits_of(record.provider)
+    where = traits.sdk_methods.get(record.operation)
     module = sys.modules.get(where[0]) if where else None
-    if where is None or module is None:
+    if where is None or module is None or not traits.foreign_instrumentations:
         return False
     for class_name in where[1]:
         owner = getattr(module, class_name, None)
-        if owner is not None and _wrapped_by_other_instrumentor(vars(owner).get(where[2])):
+        method = vars(owner).get(where[2]) if owner is not None else None
+        if method is not None and _wrapped_by_other_instrumentor(method, traits.foreign_instrumentations):
             return True
     return False
 
@@ -382,10 +306,10 @@ class OTelSink:
             return
         if not self._live and not (self._uses_global and _global_providers_installed()):
             return  # nothing installed: every span and measurement would be a no-op
-        if _WORKER.put(self, record):
+        if len(_WORKER) < _MAX_QUEUE and _WORKER.put((self, record)):
             record.mark_read_by_sink()  # converted on this sink's thread soon: not worth packing
         else:
-            _WORKER.count_drop(self)
+            _EXPORTS.count_drop(self)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record queued so far is a span, then flush the providers; False on timeout."""
@@ -425,7 +349,7 @@ class OTelSink:
             # Sampling limits what leaves the process as spans; the metrics still count every call.
             self._record_metrics(record, data, parent)
             return "skipped"
-        if _WORKER.seen((record.t_start, record.started_ns, self._destination)):
+        if _EXPORTS.seen((record.t_start, record.started_ns, self._destination)):
             return "skipped"
         start_ns = record.started_ns
         end_ns = start_ns + record.duration_ns
@@ -537,9 +461,9 @@ def shutdown_all_otel(timeout: float | None = None) -> None:
 def otel_stats() -> dict[str, int]:
     """Process-wide OpenTelemetry sink counters: exported, skipped, dropped, failed, queue_size."""
     drain_dispatcher()
-    with _WORKER.lock:
-        counts = dict(_WORKER.counts)
-    counts["queue_size"] = sum(1 for item in list(_WORKER.queue) if isinstance(item, tuple))
+    with _EXPORTS.lock:
+        counts = dict(_EXPORTS.counts)
+    counts["queue_size"] = len(_WORKER)
     return counts
 
 

@@ -88,6 +88,16 @@ function wireFilters() {
   });
 }
 
+// A row of a waterfall (a trace's, or a step's children) opens its record when clicked.
+function wireRowLinks() {
+  document.querySelectorAll("tr.wf-row[data-href]").forEach((row) => {
+    row.addEventListener("click", (event) => {
+      if (event.target.closest("a, button") || window.getSelection().toString()) return;
+      window.location.href = row.dataset.href;
+    });
+  });
+}
+
 function wireWaterfall() {
   const table = document.getElementById("waterfall");
   if (!table) return;
@@ -108,17 +118,21 @@ function wireWaterfall() {
         const open = toggle.getAttribute("aria-expanded") !== "true";
         toggle.setAttribute("aria-expanded", String(open));
         toggle.textContent = open ? "▾" : "▸";
-        descendants(row).forEach((kid) => {
+        const hidden = descendants(row);
+        hidden.forEach((kid) => {
           kid.hidden = !open;
           const inner = kid.querySelector("button.toggle");
           if (open && inner) { inner.setAttribute("aria-expanded", "true"); inner.textContent = "▾"; }
+          const note = kid.querySelector(".hidden-count");
+          if (open && note) note.hidden = true;
         });
+        const note = row.querySelector(".hidden-count");
+        if (note) {
+          note.textContent = hidden.length + " hidden";
+          note.hidden = open;
+        }
       });
     }
-    row.addEventListener("click", (event) => {
-      if (event.target.closest("a, button") || window.getSelection().toString()) return;
-      window.location.href = row.dataset.href;
-    });
   });
 }
 
@@ -181,5 +195,6 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   wireFilters();
   wireWaterfall();
+  wireRowLinks();
   wireLive();
 });

@@ -1,5 +1,4 @@
-"""Rate-limit headers -> the record's `rate_limit`: `x-ratelimit-*` (OpenAI and compatible APIs) and
-`anthropic-ratelimit-*` (Anthropic, whose resets are RFC 3339 times)."""
+"""Rate-limit headers (`x-ratelimit-*`, sent by OpenAI and compatible APIs) -> the record's `rate_limit`."""
 
 from __future__ import annotations
 
@@ -15,15 +14,6 @@ _HEADERS = {
     "reset_requests": "x-ratelimit-reset-requests",
     "reset_tokens": "x-ratelimit-reset-tokens",
 }
-# Anthropic's names for the same fields, read where the OpenAI ones are absent.
-_ANTHROPIC_HEADERS = {
-    "limit_requests": "anthropic-ratelimit-requests-limit",
-    "limit_tokens": "anthropic-ratelimit-tokens-limit",
-    "remaining_requests": "anthropic-ratelimit-requests-remaining",
-    "remaining_tokens": "anthropic-ratelimit-tokens-remaining",
-    "reset_requests": "anthropic-ratelimit-requests-reset",
-    "reset_tokens": "anthropic-ratelimit-tokens-reset",
-}
 _RESETS = frozenset({"reset_requests", "reset_tokens"})
 
 
@@ -35,8 +25,6 @@ def rate_limit_from_headers(headers: Any) -> dict[str, Any] | None:
     found: dict[str, Any] = {}
     for key, header in _HEADERS.items():
         value = getter(header)
-        if value is None:
-            value = getter(_ANTHROPIC_HEADERS[key])
         if not isinstance(value, str) or not value.strip():
             continue
         if key in _RESETS:
@@ -60,3 +48,8 @@ def headers_of(record_response: Any, stream: bool, error: BaseException | None) 
             else None
         )
     return getattr(record_response, "headers", None) if hasattr(type(record_response), "headers") else None
+
+
+def read_rate_limit(response: Any, stream: bool, error: BaseException | None) -> dict[str, Any] | None:
+    """A finished call's `rate_limit` from the headers neatlogs kept (`ProviderTraits.rate_limit`)."""
+    return rate_limit_from_headers(headers_of(response, stream, error))

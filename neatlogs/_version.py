@@ -1,0 +1,3 @@
+"""This library's version (one place; pyproject.toml carries the same)."""
+
+__version__ = "0.1.0"
