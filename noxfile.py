@@ -104,7 +104,8 @@ def tests(session: nox.Session, openai: str) -> None:
     install(session, "-e", ".[dev]", OPENAI_VERSIONS[openai], openai=openai, floating=["openai"])
     _print_versions(session, "openai", "litellm")
     # tests/anthropic runs once, in tests_anthropic: it does not depend on the openai version
-    session.run("pytest", "--ignore=tests/anthropic", *session.posargs)
+    # Two workers: the suite is mostly waiting on sockets and subprocesses; this halves its time.
+    session.run("pytest", "-n", "2", "--ignore=tests/anthropic", *session.posargs)
 
 
 @nox.session(python=None)
