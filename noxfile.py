@@ -29,6 +29,10 @@ nox.options.error_on_missing_interpreters = True
 OPENAI_VERSIONS = {"1": "openai>=1,<2", "2": "openai>=2,<3", "3": "openai>=3,<4"}
 PINS = Path("constraints")
 PINS_COMMAND = "python -m nox -s pins"
+# The other SDKs whose own test-suites run with neatlogs (`sdk_tests/run.py --sdk NAME`, session
+# `sdk_NAME`) -> their test requirements; pinned in the newest openai's constraints, where they run.
+OTHER_SDKS = {"anthropic": "sdk_tests/requirements-anthropic.txt"}
+NEWEST_OPENAI = "3"
 # The oldest anthropic release with the resource and stream classes neatlogs patches (1.0 added
 # messages.parse; 0.x releases lack it and run on httpx rather than httpx2).
 ANTHROPIC_OLDEST = "anthropic==1.0.0"
@@ -39,9 +43,10 @@ OLDEST_PYTHON = "3.10"
 def _pinned(openai: str) -> list[str]:
     """What the pins of one openai major version cover (uv pip compile's inputs): a new session's tools
     go in the dev extras or a requirements file named here, then `nox -s pins -- --upgrade-package X`."""
+    other_sdks = list(OTHER_SDKS.values()) if openai == NEWEST_OPENAI else []
     return [
         "pyproject.toml", "--extra", "dev", f"sdk_tests/requirements-openai{openai}.txt",
-        "tests/browser/requirements.txt",
+        "tests/browser/requirements.txt", *other_sdks,
     ]  # fmt: skip
 
 
@@ -99,7 +104,8 @@ def tests(session: nox.Session, openai: str) -> None:
     install(session, "-e", ".[dev]", OPENAI_VERSIONS[openai], openai=openai, floating=["openai"])
     _print_versions(session, "openai", "litellm")
     # tests/anthropic runs once, in tests_anthropic: it does not depend on the openai version
-    session.run("pytest", "--ignore=tests/anthropic", *session.posargs)
+    # Two workers: the suite is mostly waiting on sockets and subprocesses; this halves its time.
+    session.run("pytest", "-n", "2", "--ignore=tests/anthropic", *session.posargs)
 
 
 @nox.session(python=None)
@@ -149,6 +155,22 @@ def sdk(session: nox.Session, openai: str) -> None:
     session.run("pytest", "sdk_tests/test_harness.py", "-p", "no:cacheprovider")
     version = session.run("python", "-c", "import openai; print(openai.__version__)", silent=True)
     session.run("python", "sdk_tests/run.py", "--openai-version", str(version).strip(), *session.posargs)
+
+
+@nox.session(python=None)
+def sdk_anthropic(session: nox.Session) -> None:
+    """The anthropic SDK's own offline test-suite without and with neatlogs, newest anthropic."""
+    install(session, "-e", ".", "-r", OTHER_SDKS["anthropic"], openai=NEWEST_OPENAI, floating=["anthropic"])
+    version = session.run("python", "-c", "import anthropic; print(anthropic.__version__)", silent=True)
+    session.run(
+        "python",
+        "sdk_tests/run.py",
+        "--sdk",
+        "anthropic",
+        "--sdk-version",
+        str(version).strip(),
+        *session.posargs,
+    )
 
 
 @nox.session(python=None, default=False)

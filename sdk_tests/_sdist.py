@@ -1,4 +1,4 @@
-"""Fetch one openai release's source distribution and unpack what its test-suite needs."""
+"""Fetch one SDK release's source distribution and unpack what its test-suite needs."""
 
 from __future__ import annotations
 
@@ -23,20 +23,20 @@ def _pip() -> list[str]:
         found = shutil.which(name)
         if found:
             return [found]
-    raise SystemExit("pip is needed to download the openai sdist: install it (`uv pip install pip`)")
+    raise SystemExit("pip is needed to download the SDK's sdist: install it (`uv pip install pip`)")
 
 
-def _download(version: str, cache: Path) -> Path:
-    archive = cache / f"openai-{version}.tar.gz"
+def _download(package: str, version: str, cache: Path) -> Path:
+    archive = cache / f"{package}-{version}.tar.gz"
     if archive.exists():
         return archive
     # pip is the ordinary client of the package index; --no-binary picks the sdist, which ships tests/.
     command = [*_pip(), "download", "--quiet", "--no-binary", ":all:", "--no-deps"]
-    command += ["--dest", str(cache), f"openai=={version}"]
+    command += ["--dest", str(cache), f"{package}=={version}"]
     try:
         subprocess.run(command, check=True)
     except subprocess.CalledProcessError as exc:
-        raise SystemExit(f"could not download the openai {version} sdist with pip: {exc}") from exc
+        raise SystemExit(f"could not download the {package} {version} sdist with pip: {exc}") from exc
     if not archive.exists():
         raise SystemExit(f"pip did not save {archive.name} in {cache}")
     return archive
@@ -50,7 +50,7 @@ def _unpack(archive: Path, target: Path) -> None:
         members = []
         for member in tar.getmembers():
             parts = Path(member.name).parts
-            # The package itself stays out: the tests must import the installed openai, the one neatlogs
+            # The package itself stays out: the tests must import the installed SDK, the one neatlogs
             # patches, not a copy on the rootdir's path.
             if len(parts) < 2 or parts[1] == "src":
                 continue
@@ -66,15 +66,15 @@ def _unpack(archive: Path, target: Path) -> None:
     partial.rename(target)
 
 
-def prepare(version: str, cache: Path) -> Path:
-    """The unpacked sdist of openai `version` (without `src/`), downloaded into `cache` on first use."""
+def prepare(package: str, version: str, cache: Path) -> Path:
+    """The unpacked sdist of `package` `version` (without `src/`), downloaded into `cache` on first use."""
     cache.mkdir(parents=True, exist_ok=True)
     ignore = cache / ".gitignore"
     if not ignore.exists():
         ignore.write_text(_IGNORE_EVERYTHING)
-    target = cache / f"openai-{version}"
+    target = cache / f"{package}-{version}"
     if not (target / _DONE_MARKER).exists():
-        _unpack(_download(version, cache), target)
+        _unpack(_download(package, version, cache), target)
     if not (target / "tests" / "conftest.py").exists():
-        raise SystemExit(f"the openai {version} sdist has no tests/conftest.py; nothing to run")
+        raise SystemExit(f"the {package} {version} sdist has no tests/conftest.py; nothing to run")
     return target

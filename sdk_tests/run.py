@@ -1,11 +1,14 @@
-"""Run the installed openai SDK's own test-suite without and with neatlogs, and report every difference.
+"""Run an installed SDK's own test-suite without and with neatlogs, and report every difference.
 
-    python sdk_tests/run.py [--openai-version X.Y.Z] [-n 2] [test paths...] [-- extra pytest arguments]
+    python sdk_tests/run.py [--sdk openai|anthropic] [--sdk-version X.Y.Z] [-n 2] [test paths...]
+        [-- extra pytest arguments]
 
-Downloads the sdist of the installed openai release into `.sdk-cache/` (pip, once), unpacks its tests,
+Downloads the sdist of the installed SDK release (openai unless `--sdk` says otherwise) into
+`.sdk-cache/` (pip, once), unpacks its tests,
 runs the selected test files twice with the SDK's own pytest settings (once plain, once with
 `-p neatlogs_sdk_plugin`), and compares the per-test outcomes. Exits 1 when any test ends differently,
-when neatlogs logged an internal error, or when the traced run recorded no call at all.
+when neatlogs logged an internal error, or when the traced run recorded no call of that SDK.
+What differs between SDKs is in `_sdks.py`.
 See docs/sdk-tests.md.
 """
 
@@ -25,6 +28,7 @@ from typing import Any
 
 import _compare
 import _sdist
+import _sdks
 import _selection
 
 _HERE = Path(__file__).resolve().parent
@@ -34,9 +38,6 @@ _BROKEN_RUN = {2, 3, 4, 5}
 _PER_TEST_TIMEOUT = 300
 _NEATLOGS_PLUGIN = "neatlogs_sdk_plugin"
 _COMPARABLE = {"passed", "skipped", "xfailed"}
-# Settings that would point the SDK's tests at a real API or send records somewhere; the SDK's own test
-# switches (OPENAI_TEST_*) pass through.
-_STRIPPED_ENV = ("NEATLOGS_", "OPENAI_", "AZURE_OPENAI_", "OTEL_")
 
 
 @dataclass
@@ -49,20 +50,23 @@ class Run:
     neatlogs_reports: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _installed_openai() -> str:
+def _installed(package: str) -> str:
     try:
         from importlib.metadata import version
 
-        return version("openai")
+        return version(package)
     except Exception as exc:
-        raise SystemExit(f"openai is not installed in {sys.executable}: {exc}") from exc
+        raise SystemExit(f"{package} is not installed in {sys.executable}: {exc}") from exc
 
 
-def _environment(outcomes: Path, report_dir: Path | None) -> dict[str, str]:
+def _environment(outcomes: Path, report_dir: Path | None, sdk: _sdks.Sdk) -> dict[str, str]:
+    # Any SDK's settings would point tests at a real API (every installed SDK is traced in both runs),
+    # neatlogs' and OTel's send records away; only the tested SDK's own test switches pass.
+    stripped = tuple(prefix for other in _sdks.SDKS.values() for prefix in other.stripped_env)
     env = {
         name: value
         for name, value in os.environ.items()
-        if name != "PYTHONPATH" and (name.startswith("OPENAI_TEST_") or not name.startswith(_STRIPPED_ENV))
+        if name != "PYTHONPATH" and (name.startswith(sdk.kept_env) or not name.startswith(stripped))
     }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_HERE), os.environ.get("PYTHONPATH")]))
     env["NEATLOGS_SDK_OUTCOMES"] = str(outcomes)
@@ -72,9 +76,11 @@ def _environment(outcomes: Path, report_dir: Path | None) -> dict[str, str]:
     return env
 
 
-def _pytest_command(plugin: str | None, workers: int, paths: list[str], extra: list[str]) -> list[str]:
+def _pytest_command(
+    plugin: str | None, workers: int, paths: list[str], extra: list[str], sdk: _sdks.Sdk
+) -> list[str]:
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q", "-rN"]
-    command += ["-p", "sdk_outcomes_plugin"]
+    command += [*sdk.pytest_args, "-p", "sdk_outcomes_plugin"]
     if plugin:
         command += ["-p", plugin]
     if workers > 0:
@@ -86,7 +92,14 @@ def _pytest_command(plugin: str | None, workers: int, paths: list[str], extra: l
 
 
 def _run(
-    name: str, root: Path, results: Path, plugin: str | None, workers: int, paths: list[str], extra: list[str]
+    name: str,
+    root: Path,
+    results: Path,
+    plugin: str | None,
+    workers: int,
+    paths: list[str],
+    extra: list[str],
+    sdk: _sdks.Sdk = _sdks.OPENAI,
 ) -> Run:
     directory = results / name
     directory.mkdir(parents=True, exist_ok=True)
@@ -94,11 +107,11 @@ def _run(
         stale.unlink()
     outcomes = directory / "outcomes.jsonl"
     log = directory / "pytest.log"
-    command = _pytest_command(plugin, workers, paths, extra)
+    command = _pytest_command(plugin, workers, paths, extra, sdk)
     print(f"[{name}] pytest on {len(paths)} paths, output in {log}", flush=True)
     started = time.monotonic()
     with log.open("w", encoding="utf-8") as out:
-        env = _environment(outcomes, directory if plugin else None)
+        env = _environment(outcomes, directory if plugin else None, sdk)
         code = subprocess.run(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
     seconds = time.monotonic() - started
     if code in _BROKEN_RUN:
@@ -109,7 +122,12 @@ def _run(
 
 
 def _confirmed(
-    found: list[_compare.Difference], root: Path, results: Path, plugin: str, extra: list[str]
+    found: list[_compare.Difference],
+    root: Path,
+    results: Path,
+    plugin: str,
+    extra: list[str],
+    sdk: _sdks.Sdk = _sdks.OPENAI,
 ) -> list[_compare.Difference]:
     """The differences that reproduce when just those tests run again, one process, both ways.
 
@@ -118,8 +136,8 @@ def _confirmed(
     """
     tests = [difference.test for difference in found]
     print(f"\n{len(tests)} test(s) ended differently; running them again alone to confirm", flush=True)
-    plain = _run("plain-again", root, results, None, 0, tests, extra)
-    traced = _run("traced-again", root, results, plugin, 0, tests, extra)
+    plain = _run("plain-again", root, results, None, 0, tests, extra, sdk)
+    traced = _run("traced-again", root, results, plugin, 0, tests, extra, sdk)
     again = {difference.test for difference in _compare.differences(plain.outcomes, traced.outcomes)}
     for difference in found:
         if difference.test not in again:
@@ -172,7 +190,13 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument(
         "paths", nargs="*", help="test files or ids (relative to the sdist) instead of the rule"
     )
-    parser.add_argument("--openai-version", help="must be the installed version (the default)")
+    parser.add_argument("--sdk", choices=sorted(_sdks.SDKS), default="openai", help="default: openai")
+    parser.add_argument(
+        "--sdk-version",
+        "--openai-version",  # the older spelling, from when openai was the only SDK
+        dest="sdk_version",
+        help="must be the installed version of the SDK (the default)",
+    )
     parser.add_argument("--cache-dir", type=Path, default=_DEFAULT_CACHE, help="default: <repo>/.sdk-cache")
     has_xdist = importlib.util.find_spec("xdist") is not None
     parser.add_argument(
@@ -188,25 +212,38 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_args(argv), extra
 
 
+def _unproven(calls: int, operations: Counter[str], sdk: _sdks.Sdk) -> str | None:
+    """Why a traced run proves nothing about `sdk`, if it does not: neatlogs traced none of its calls."""
+    if calls == 0:
+        return "the traced run recorded no call: neatlogs was not active, so the comparison proves nothing"
+    if not any(operation.split(" ")[0] == sdk.name for operation in operations):
+        return (
+            f"the traced run recorded {calls} calls, but none of the most recent ones is {sdk.name}'s: "
+            f"neatlogs does not trace {sdk.name} here, so the comparison proves nothing"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Both runs and the comparison; the process exit status."""
     args, extra = _parse(sys.argv[1:] if argv is None else argv)
-    installed = _installed_openai()
-    if args.openai_version and args.openai_version != installed:
-        raise SystemExit(f"asked for openai {args.openai_version}, but {installed} is installed")
-    root = _sdist.prepare(installed, args.cache_dir)
-    chosen, left_out = _selection.select(root)
+    sdk = _sdks.SDKS[args.sdk]
+    installed = _installed(sdk.name)
+    if args.sdk_version and args.sdk_version != installed:
+        raise SystemExit(f"asked for {sdk.name} {args.sdk_version}, but {installed} is installed")
+    root = _sdist.prepare(sdk.name, installed, args.cache_dir)
+    chosen, left_out = _selection.select(root, sdk)
     if args.list:
         print("\n".join(chosen))
         print("\nleft out:\n" + "\n".join(f"{path}: {why}" for path, why in left_out.items()))
         return 0
     paths = args.paths or chosen
-    print(f"openai {installed}: {len(chosen)} test files selected, {len(left_out)} left out (see --list)")
+    print(f"{sdk.name} {installed}: {len(chosen)} test files selected, {len(left_out)} left out (see --list)")
 
-    results = args.cache_dir / "results" / f"openai-{installed}"
-    plain = _run("plain", root, results, None, args.workers, paths, extra)
+    results = args.cache_dir / "results" / f"{sdk.name}-{installed}"
+    plain = _run("plain", root, results, None, args.workers, paths, extra, sdk)
     print(f"[plain]  {_summary(plain)}", flush=True)
-    traced = _run("traced", root, results, args.plugin, args.workers, paths, extra)
+    traced = _run("traced", root, results, args.plugin, args.workers, paths, extra, sdk)
     print(f"[traced] {_summary(traced)}", flush=True)
     _print_not_comparable(plain)
 
@@ -215,10 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         calls, operations, errors = _neatlogs_activity(traced)
         recent = ", ".join(f"{name}: {n}" for name, n in operations.most_common())
         print(f"neatlogs recorded {calls} calls (the most recent ones by operation: {recent or 'none'})")
-        if calls == 0:
-            print(
-                "\nthe traced run recorded no call: neatlogs was not active, so the comparison proves nothing"
-            )
+        unproven = _unproven(calls, operations, sdk)
+        if unproven:
+            print(f"\n{unproven}")
             failed = True
         if errors:
             print(f"\nneatlogs logged {len(errors)} internal error(s) (swallowed, so no test saw them):")
@@ -227,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
     found = _compare.differences(plain.outcomes, traced.outcomes)
     if found:
-        found = _confirmed(found, root, results, args.plugin, extra)
+        found = _confirmed(found, root, results, args.plugin, extra, sdk)
     if found:
         _print_differences(found, args.plugin)
         failed = True
