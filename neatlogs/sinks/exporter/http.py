@@ -13,7 +13,6 @@ import enum
 import gzip
 import json
 import math
-import os
 import random
 import re
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 import requests
 
+from neatlogs._fastpaths import environ_reader
 from neatlogs.record.redact import mask_secrets
 from neatlogs.sinks.exporter.wire import record_texts, to_utf8
 from neatlogs.sinks.suppress import suppressed_instrumentation
@@ -188,6 +188,8 @@ class _BodyThenWork:
 # How long the environment's proxy and CA bundle settings are reused while the environment is unchanged
 # (the OS's own proxy configuration, read on macOS and Windows, is not watched: it is read again after this).
 _ENV_SETTINGS_TTL = 1.0
+# The environment as a mapping whose copy compares equal to it until a variable changes (_fastpaths).
+_read_environ = environ_reader()
 
 
 class _Session(requests.Session):
@@ -205,13 +207,12 @@ class _Session(requests.Session):
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
     ) -> Any:  # requests' stubs call it _Settings: a dict of proxies, stream, verify and cert
-        environ = getattr(os.environ, "_data", None)
+        environ = _read_environ()
         key = (url, tuple(sorted((proxies or {}).items())), stream, verify, cert)
         cached = self._env_cache
         now = time.monotonic()
         if (
             cached is not None
-            and environ is not None
             and cached[0] == key
             and now - cached[1] < _ENV_SETTINGS_TTL
             and cached[2] == environ
@@ -219,8 +220,7 @@ class _Session(requests.Session):
             settings: Any = cached[3]
         else:
             settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
-            if environ is not None:
-                self._env_cache = (key, now, dict(environ), settings)
+            self._env_cache = (key, now, dict(environ), settings)
         found = dict(settings)
         if isinstance(found.get("proxies"), dict):
             found["proxies"] = dict(found["proxies"])
