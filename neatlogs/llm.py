@@ -12,7 +12,7 @@ import wrapt
 
 from neatlogs._config import check_optional_limit, check_tags, check_trace_id
 from neatlogs._log import log_internal_error
-from neatlogs.providers._core.instrumentation import Instrumentation, Pipeline
+from neatlogs.providers._core.instrumentation import Instrumentation, SinkSet
 from neatlogs.sinks.history import DEFAULT_HISTORY_SIZE
 
 __all__ = ["LLMTracker"]
@@ -42,11 +42,11 @@ class LLMTracker:
     ) -> None:
         self._trace_id = check_trace_id(trace_id)
         self._tags = check_tags(tags)
-        pipeline = Pipeline(
+        sink_set = SinkSet(
             api_key, endpoint, history_size, otel, tracer_provider, meter_provider, exporter_options
         )
-        self._history = pipeline.history
-        self._sinks = pipeline.sinks
+        self._history = sink_set.history
+        self._sinks = sink_set.sinks
         self._providers: dict[str, Instrumentation] = {}
         self._hooked: set[str] = set()
         self._active = False

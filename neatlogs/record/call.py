@@ -125,7 +125,6 @@ class CallRecord:
         "context",
         "error",
         "finished",
-        "is_copy",
         "operation",
         "prices",
         "provider",
@@ -178,7 +177,6 @@ class CallRecord:
         self.scope: tuple[str | None, tuple[str, ...]] | None = None  # from `neatlogs.trace(...)`
         self.prices = _pricing.PRICES  # the price table when the call was made, used when it is converted
         self.capture: CaptureSettings = DEFAULT_SETTINGS  # set by the recorder that delivers the record
-        self.is_copy = False
         self.sampled = True  # False once a recorder's sample rate left it out of the sinks that sample
         self.read_by_sink = False  # True once queued by a sink whose thread converts it (exporter, OTel)
         self.route: tuple[Any, ...] = ()  # the recorders it is delivered to (`_recorder.submit`)
@@ -195,7 +193,6 @@ class CallRecord:
         for name in CallRecord.__slots__:
             setattr(twin, name, getattr(self, name))
         twin._raw = twin._facts = twin._full = twin._meta = None
-        twin.is_copy = True
         return twin
 
     def view(self, mode: str) -> CallRecord:
@@ -227,7 +224,7 @@ class CallRecord:
             self.trace_id,
             self.tags,
         )
-        twin.capture, twin.prices, twin.is_copy, twin.sampled = self.capture, self.prices, True, self.sampled
+        twin.capture, twin.prices, twin.sampled = self.capture, self.prices, self.sampled
         twin.response, twin.chunks, twin.request = None, [], {}  # only `source` reads them
         twin.quick = None
         twin.read_by_sink = self.read_by_sink

@@ -29,10 +29,9 @@ class Price(NamedTuple):
     reasoning: float | None
 
 
-def _load_default() -> tuple[dict[str, Price], dict[str, Any]]:
+def _load_default() -> dict[str, Price]:
     data = json.loads(resources.files("neatlogs").joinpath("pricing.json").read_text(encoding="utf-8"))
-    about = {key: value for key, value in data.items() if key != "models"}
-    return _parse_table(data["models"], "pricing.json"), about
+    return _parse_table(data["models"], "pricing.json")
 
 
 def _number(value: Any, where: str, optional: bool) -> float | None:
@@ -86,7 +85,7 @@ def _parse_table(table: Any, source: str) -> dict[str, Price]:
     return parsed
 
 
-PRICES, ABOUT = _load_default()  # replaced (never changed in place) by set_prices
+PRICES = _load_default()  # replaced (never changed in place) by set_prices
 _update_lock = threading.Lock()
 
 

@@ -44,8 +44,8 @@ def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
     return capture, exporter
 
 
-class Pipeline:
-    """The sinks a traced call goes to, built once from the user's settings.
+class SinkSet:
+    """The sinks a traced call goes to (history, exporter, OpenTelemetry), built from the settings.
 
     `exporter_options` may also hold the capture options (`capture_content`, `redact`, `mask_secrets`,
     `mask_pii`, `max_string_length`, `max_record_bytes`, `sample_rate`; see `_capture.CaptureSettings`).
@@ -135,10 +135,10 @@ class Instrumentation:
             "sample_rate": sample_rate,
             **exporter_options,
         }
-        pipeline = Pipeline(api_key, endpoint, history_size, otel, tracer_provider, meter_provider, options)
-        self._history = pipeline.history
+        sink_set = SinkSet(api_key, endpoint, history_size, otel, tracer_provider, meter_provider, options)
+        self._history = sink_set.history
         self._recorder = Recorder(
-            trace_id, tag_tuple, [pipeline.history, *pipeline.sinks], client, pipeline.capture
+            trace_id, tag_tuple, [sink_set.history, *sink_set.sinks], client, sink_set.capture
         )
 
     @classmethod
