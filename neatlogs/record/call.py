@@ -16,7 +16,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from neatlogs._log import log_internal_error
 from neatlogs.record import pricing as _pricing
@@ -37,9 +37,15 @@ Reader = Callable[["CallRecord"], dict[str, Any]]
 # converting anything; None when it cannot tell (the full reader is used then).
 QuickRead = tuple["dict[str, Any] | None", "str | None"]
 Quick = Callable[[Any, list[Any], bool], "QuickRead | None"]
-# What usage statistics need of one call: (model, usage, token counts (see `_pricing.token_counts`),
-# cost in USD or None).
-Tally = tuple[str, "dict[str, Any] | None", tuple[int | None, int | None, int, int], "float | None"]
+
+
+class Tally(NamedTuple):
+    """What usage statistics need of one call (made on the dispatcher's thread)."""
+
+    model: str
+    usage: dict[str, Any] | None
+    counts: _pricing.TokenCounts
+    cost_usd: float | None
 
 
 class RawChunks(list):  # type: ignore[type-arg]
@@ -358,12 +364,14 @@ class CallRecord:
                     model = model if isinstance(model, str) and model else "unknown"
                     counts = _pricing.token_counts(usage)
                     pricing_model = response_model or model
-                    return model, usage, counts, _pricing.cost_usd(pricing_model, usage, self.prices, counts)
+                    return Tally(
+                        model, usage, counts, _pricing.cost_usd(pricing_model, usage, self.prices, counts)
+                    )
             except Exception:
                 log_internal_error(f"counting a {self.provider} {self.operation} call")
         facts = self.facts()
         usage = facts.get("usage")
-        return (
+        return Tally(
             facts.get("model") or "unknown",
             usage,
             _pricing.token_counts(usage),

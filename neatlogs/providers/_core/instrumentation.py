@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 from neatlogs._config import check_bool, check_optional_limit, check_positive_int, check_tags, check_trace_id
 from neatlogs._context import CURRENT_SCOPE
@@ -95,6 +95,14 @@ class SinkSet:
             )
 
 
+class FailedCall(NamedTuple):
+    """What a provider knows of a failed call from its kwargs alone (`Instrumentation.handle_error`)."""
+
+    operation: str
+    reader: Reader
+    request: dict[str, Any]
+
+
 class Instrumentation:
     """Base of the public providers: one SDK's patches, this object's recorder and history."""
 
@@ -181,8 +189,8 @@ class Instrumentation:
         """The patch set that fits the installed SDK version."""
         return self._patches
 
-    def _describe_failure(self, kwargs: dict[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
-        """(operation, reader, request snapshot) for a failed call known only by its kwargs."""
+    def _describe_failure(self, kwargs: dict[str, Any]) -> FailedCall:
+        """What is known of a failed call known only by its kwargs."""
         raise NotImplementedError
 
     def handle_error(self, e: BaseException, kwargs: dict[str, Any] | None = None) -> None:
