@@ -101,8 +101,8 @@ def _event_data(decoder_class: Any, lines: list[bytes]) -> list[str]:
     """The data of the events in a stream's lines (the SDK's decoder made them, so none holds a line
     break), as a fresh decoder of the SDK's own reads them."""
     # Most streams are nothing but one-line `data: ` events, each ended by one blank line: those are
-    # read with bytes methods, at a third of the cost of decoding line by line on the thread that
-    # settles streams. Anything else (comments, other fields, an unfinished last event) is decoded.
+    # read with bytes methods, much cheaper than decoding line by line on the thread that settles
+    # streams (docs/overhead.md). Anything else (comments, other fields, an unfinished last event) is decoded.
     if len(lines) % 2 == 0 and not any(lines[1::2]):
         data_lines = lines[0::2]
         joined = b"\n".join(data_lines)  # no line holds a line break, so each `\ndata: ` starts one

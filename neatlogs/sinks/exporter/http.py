@@ -34,7 +34,7 @@ _BACKOFF_CAP = 30.0
 _TIMEOUT = (3.05, 10.0)
 # Never wait less than this for a socket, even when shutdown's deadline is nearly spent.
 _MIN_TIMEOUT = 0.1
-# Level 1 compresses JSON records about 5-8x at a fraction of level 9's CPU cost.
+# Level 1 compresses JSON records well at a fraction of level 9's CPU cost (docs/exporter.md).
 _GZIP_LEVEL = 1
 _BODY_SNIPPET = 200
 _PATH = "/v1/records"
@@ -195,9 +195,9 @@ _read_environ = environ_reader()
 class _Session(requests.Session):
     """A `requests.Session` that reads the environment's proxy and CA settings once per change.
 
-    `requests` reads them for every request (every variable of the environment, several times): a
-    third of a request's CPU. The result is reused while the environment is the same and for at most
-    `_ENV_SETTINGS_TTL` seconds: the same settings `requests` would have found.
+    `requests` reads them for every request (every variable of the environment, several times), a
+    large share of a request's CPU (docs/overhead.md). The result is reused while the environment is
+    the same and for at most `_ENV_SETTINGS_TTL` seconds: the same settings `requests` would have found.
     """
 
     def __init__(self) -> None:
