@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import json.encoder
 import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -111,8 +112,6 @@ def _public_globals() -> tuple[Any, Any]:
 def otel_globals_reader() -> Callable[[], tuple[Any, Any]]:
     """A function giving (global tracer provider, global meter provider): None or the API's proxies
     until the application sets a real one (`otel_placeholder_check` tells them apart)."""
-    import sys
-
     from opentelemetry import metrics, trace  # noqa: F401 - imports opentelemetry.metrics._internal
 
     metrics_internal: Any = sys.modules.get("opentelemetry.metrics._internal")
@@ -148,8 +147,6 @@ def plain_placeholder_check() -> Callable[[Any], bool]:
 def otel_placeholder_check() -> Callable[[Any], bool]:
     """A function telling whether a provider is None or only one of the API's no-op or proxy providers
     (spans and measurements made through it go nowhere until a real provider is set)."""
-    import sys
-
     from opentelemetry import metrics, trace
 
     internal = sys.modules.get("opentelemetry.metrics._internal")
