@@ -14,7 +14,7 @@ from neatlogs._config import check_optional_limit, check_tags, check_trace_id
 from neatlogs._log import log_internal_error
 from neatlogs.dispatch import Recorder
 from neatlogs.providers import PROVIDERS
-from neatlogs.providers._core.instrumentation import Instrumentation, Pipeline
+from neatlogs.providers._core.instrumentation import Instrumentation, SinkSet
 from neatlogs.sinks.base import Sink
 from neatlogs.sinks.history import DEFAULT_HISTORY_SIZE
 from neatlogs.spans import routes as span_routes
@@ -41,14 +41,14 @@ class LLMTracker:
     ) -> None:
         self._trace_id = check_trace_id(trace_id)
         self._tags = check_tags(tags)
-        pipeline = Pipeline(
+        sink_set = SinkSet(
             api_key, endpoint, history_size, otel, tracer_provider, meter_provider, exporter_options, sinks
         )
-        self._history = pipeline.history
-        self._sinks = pipeline.sinks
+        self._history = sink_set.history
+        self._sinks = sink_set.sinks
         # The tracker's spans go to its history and sinks (its providers' own histories hold calls).
         self._span_recorder = Recorder(
-            self._trace_id, self._tags, [pipeline.history, *pipeline.sinks], capture=pipeline.capture
+            self._trace_id, self._tags, [sink_set.history, *sink_set.sinks], capture=sink_set.capture
         )
         self._providers: dict[str, Instrumentation] = {}
         self._hooked: set[str] = set()

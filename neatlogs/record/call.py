@@ -16,7 +16,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from neatlogs._log import log_internal_error
 from neatlogs.record import pricing as _pricing
@@ -38,9 +38,15 @@ Reader = Callable[["CallRecord"], dict[str, Any]]
 # converting anything; None when it cannot tell (the full reader is used then).
 QuickRead = tuple["dict[str, Any] | None", "str | None"]
 Quick = Callable[[Any, list[Any], bool], "QuickRead | None"]
-# What usage statistics need of one call: (model, usage, token counts (see `_pricing.token_counts`),
-# cost in USD or None).
-Tally = tuple[str, "dict[str, Any] | None", tuple[int | None, int | None, int, int], "float | None"]
+
+
+class Tally(NamedTuple):
+    """What usage statistics need of one call (made on the dispatcher's thread)."""
+
+    model: str
+    usage: dict[str, Any] | None
+    counts: _pricing.TokenCounts
+    cost_usd: float | None
 
 
 class RawChunks(list):  # type: ignore[type-arg]
@@ -126,7 +132,6 @@ class CallRecord:
         "context",
         "error",
         "finished",
-        "is_copy",
         "operation",
         "parent",
         "prices",
@@ -183,7 +188,6 @@ class CallRecord:
         self.span: SpanNode | None = None  # set on a span's own record (`neatlogs.spans`)
         self.prices = _pricing.PRICES  # the price table when the call was made, used when it is converted
         self.capture: CaptureSettings = DEFAULT_SETTINGS  # set by the recorder that delivers the record
-        self.is_copy = False
         self.sampled = True  # False once a recorder's sample rate left it out of the sinks that sample
         self.read_by_sink = False  # True once queued by a sink whose thread converts it (exporter, OTel)
         self.route: tuple[Any, ...] = ()  # the recorders it is delivered to (`_recorder.submit`)
@@ -200,7 +204,6 @@ class CallRecord:
         for name in CallRecord.__slots__:
             setattr(twin, name, getattr(self, name))
         twin._raw = twin._facts = twin._full = twin._meta = None
-        twin.is_copy = True
         return twin
 
     def view(self, mode: str) -> CallRecord:
@@ -233,7 +236,7 @@ class CallRecord:
             self.trace_id,
             self.tags,
         )
-        twin.capture, twin.prices, twin.is_copy, twin.sampled = self.capture, self.prices, True, self.sampled
+        twin.capture, twin.prices, twin.sampled = self.capture, self.prices, self.sampled
         twin.response, twin.chunks, twin.request = None, [], {}  # only `source` reads them
         twin.quick = None
         twin.read_by_sink = self.read_by_sink
@@ -367,12 +370,14 @@ class CallRecord:
                     model = model if isinstance(model, str) and model else "unknown"
                     counts = _pricing.token_counts(usage)
                     pricing_model = response_model or model
-                    return model, usage, counts, _pricing.cost_usd(pricing_model, usage, self.prices, counts)
+                    return Tally(
+                        model, usage, counts, _pricing.cost_usd(pricing_model, usage, self.prices, counts)
+                    )
             except Exception:
                 log_internal_error(f"counting a {self.provider} {self.operation} call")
         facts = self.facts()
         usage = facts.get("usage")
-        return (
+        return Tally(
             facts.get("model") or "unknown",
             usage,
             _pricing.token_counts(usage),

@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from neatlogs._config import check_bool
 from neatlogs._log import logger
 from neatlogs.record.redact import (
     mask_secrets,
@@ -122,8 +123,8 @@ class CaptureSettings:
             exporter=modes.get("exporter", FULL),
             otel=modes.get("otel"),
             redact=redact,
-            mask_secrets=_check_switch(mask_secrets, "mask_secrets"),
-            mask_pii=_check_switch(mask_pii, "mask_pii"),
+            mask_secrets=check_bool(mask_secrets, "mask_secrets"),
+            mask_pii=check_bool(mask_pii, "mask_pii"),
             max_string_length=_check_limit(
                 max_string_length, "max_string_length", _MIN_STRING_LENGTH, "characters"
             ),
@@ -185,12 +186,6 @@ def _check_rate(value: Any, where: str) -> float:
             f"{where} must be from 0.0 (keep only errors) to 1.0 (keep every call), got {value!r}"
         )
     return float(value)
-
-
-def _check_switch(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__}: {value!r}")
-    return value
 
 
 def _check_limit(value: Any, name: str, minimum: int, unit: str) -> int | None:

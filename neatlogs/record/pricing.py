@@ -34,10 +34,9 @@ class Price(NamedTuple):
     cache_write: float | None = None
 
 
-def _load_default() -> tuple[dict[str, Price], dict[str, Any]]:
+def _load_default() -> dict[str, Price]:
     data = json.loads(resources.files("neatlogs").joinpath("pricing.json").read_text(encoding="utf-8"))
-    about = {key: value for key, value in data.items() if key != "models"}
-    return _parse_table(data["models"], "pricing.json"), about
+    return _parse_table(data["models"], "pricing.json")
 
 
 def _number(value: Any, where: str, optional: bool) -> float | None:
@@ -92,7 +91,7 @@ def _parse_table(table: Any, source: str) -> dict[str, Price]:
     return parsed
 
 
-PRICES, ABOUT = _load_default()  # replaced (never changed in place) by set_prices
+PRICES = _load_default()  # replaced (never changed in place) by set_prices
 _update_lock = threading.Lock()
 
 
@@ -188,11 +187,21 @@ _CACHED_IN = ("prompt_tokens_details", "input_tokens_details")
 _REASONING_IN = ("completion_tokens_details", "output_tokens_details")
 
 
-def token_counts(usage: Mapping[str, Any] | None) -> tuple[int | None, int | None, int, int]:
+class TokenCounts(NamedTuple):
+    """The tokens of one call, whichever API named them (None: the usage does not say)."""
+
+    input: int | None
+    output: int | None
+    cached_input: int
+    reasoning: int
+
+
+# Made on the dispatcher's thread (usage statistics) and the sinks', never on the caller's.
+def token_counts(usage: Mapping[str, Any] | None) -> TokenCounts:
     """(input, output, cached input, reasoning) tokens from a record's usage, whichever API named them."""
     if type(usage) is not dict:
         if not isinstance(usage, Mapping):
-            return None, None, 0, 0
+            return TokenCounts(None, None, 0, 0)
     elif (
         # The record's own usage shape (every neatlogs reader makes it): read without searching.
         type(prompt := usage.get("prompt_tokens")) is int
@@ -205,7 +214,7 @@ def token_counts(usage: Mapping[str, Any] | None) -> tuple[int | None, int | Non
         cached, reasoning = usage.get("cached_tokens"), usage.get("reasoning_tokens")
         if cached is None:  # Anthropic's cache reads
             cached = usage.get("cache_read_tokens")
-        return (
+        return TokenCounts(
             prompt,
             completion,
             cached if type(cached) is int else 0,
@@ -215,14 +224,14 @@ def token_counts(usage: Mapping[str, Any] | None) -> tuple[int | None, int | Non
     completion = _count(usage, "completion_tokens", "output_tokens")
     cached = _detail(usage, "cached_tokens", _CACHED_IN) or _detail(usage, "cache_read_tokens", ())
     reasoning = _detail(usage, "reasoning_tokens", _REASONING_IN)
-    return prompt, completion, cached, reasoning
+    return TokenCounts(prompt, completion, cached, reasoning)
 
 
 def cost_usd(
     model: str | None,
     usage: Mapping[str, Any] | None,
     table: Mapping[str, Price] | None = None,
-    counts: tuple[int | None, int | None, int, int] | None = None,
+    counts: TokenCounts | None = None,
 ) -> float | None:
     """Cost of one call in USD, or None when the model's price or the usage is unknown.
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import copy
 import json
-import json.encoder
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from neatlogs._fastpaths import json_encoder
 from neatlogs.record.jsonsafe import to_jsonable
 
 try:  # the `speedups` extra
@@ -262,24 +262,8 @@ class EncodedRecord(dict):  # type: ignore[type-arg]
         return (dict, (dict(self),))
 
 
-def _not_json(value: Any) -> Any:
-    raise TypeError(f"{type(value).__name__} is not JSON data")
-
-
-# `json.dumps(value, separators=(",", ":"), allow_nan=False)` without building an encoder per call
-# (a quarter of its cost for a record); no cycle check: a cycle ends in RecursionError instead.
-def _c_encoder() -> Any:
-    # A private CPython helper: without it, or if its signature ever changes, the public encoder is used.
-    make: Any = getattr(json.encoder, "c_make_encoder", None)
-    ascii_strings = json.encoder.encode_basestring_ascii
-    try:
-        return make(None, _not_json, ascii_strings, None, ":", ",", False, False, False)
-    except Exception:
-        return None
-
-
-_C_ENCODER = _c_encoder()
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+# Compact JSON, NaN refused, no cycle check (a cycle ends in RecursionError); see neatlogs._fastpaths.
+_encode_json = json_encoder()
 
 
 def json_text(value: Any) -> str | None:
@@ -290,9 +274,7 @@ def json_text(value: Any) -> str | None:
     try:
         if _orjson is not None:
             return _orjson.dumps(value).decode()
-        if _C_ENCODER is not None:
-            return "".join(_C_ENCODER(value, 0))
-        return _ENCODER.encode(value)
+        return _encode_json(value)
     except (TypeError, ValueError, RecursionError):  # orjson.JSONEncodeError is a TypeError
         return None
 

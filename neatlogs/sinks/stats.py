@@ -98,7 +98,8 @@ class _Totals:
             self.errors[kind] = self.errors.get(kind, 0) + 1
         elif status == "incomplete":
             self.incomplete += 1
-        _, usage, (prompt, completion, cached, reasoning), cost = tally
+        usage, cost = tally.usage, tally.cost_usd
+        prompt, completion, cached, reasoning = tally.counts
         if prompt is not None or completion is not None:
             prompt, completion = prompt or 0, completion or 0
             self.prompt_tokens += prompt
@@ -199,7 +200,7 @@ class UsageStats:
                     continue
                 try:
                     tally = record.tally()
-                    model = tally[0]
+                    model = tally.model
                     totals = models.get(model)
                     if totals is None:
                         totals = models[model] = _Totals(self._rng)

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
+from neatlogs._fastpaths import otel_suppress_key
 
-def _suppress_keys() -> tuple[Any, ...]:
-    # opentelemetry-api owns the keys that opentelemetry-instrumentation's `suppress_instrumentation`
-    # sets; a key made with `create_key` here would be a different key that nobody checks.
-    try:
-        from opentelemetry import context
-    except ImportError:
-        return ()
-    names = ("_SUPPRESS_INSTRUMENTATION_KEY", "_SUPPRESS_HTTP_INSTRUMENTATION_KEY")
-    return tuple(key for key in (getattr(context, name, None) for name in names) if key is not None)
-
-
-_KEYS = _suppress_keys()
+# The keys opentelemetry-instrumentation's `suppress_instrumentation` sets (see neatlogs._fastpaths).
+_KEYS = tuple(key for key in (otel_suppress_key(), otel_suppress_key(http=True)) if key is not None)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from opentelemetry import context as otel_context
 
 from neatlogs._context import CURRENT_SCOPE, IN_TRACED_CALL
+from neatlogs._fastpaths import otel_suppress_key
 from neatlogs._log import log_internal_error
 from neatlogs.dispatch import submit
 from neatlogs.providers._core.patchset import PatchSet
@@ -34,7 +35,7 @@ def _keep_result(result: Any, record: CallRecord, finish: Finish) -> Any:
 
 # OpenTelemetry's "suppress instrumentation" flag: set by exporters (ours included) and by callers
 # that want a block of code untraced.
-_SUPPRESS_KEY = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
+_SUPPRESS_KEY = otel_suppress_key()  # None where this opentelemetry-api has none (_fastpaths)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 from neatlogs._config import check_bool, check_optional_limit, check_positive_int, check_tags, check_trace_id
 from neatlogs._context import CURRENT_SCOPE
@@ -55,8 +55,8 @@ def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
     return capture, exporter
 
 
-class Pipeline:
-    """The sinks a traced call goes to, built once from the user's settings.
+class SinkSet:
+    """The sinks a traced call goes to (history, exporter, OpenTelemetry), built from the settings.
 
     `exporter_options` may also hold the capture options (`capture_content`, `redact`, `mask_secrets`,
     `mask_pii`, `max_string_length`, `max_record_bytes`, `sample_rate`; see `_capture.CaptureSettings`).
@@ -110,6 +110,14 @@ class Pipeline:
             )
 
 
+class FailedCall(NamedTuple):
+    """What a provider knows of a failed call from its kwargs alone (`Instrumentation.handle_error`)."""
+
+    operation: str
+    reader: Reader
+    request: dict[str, Any]
+
+
 class Instrumentation:
     """Base of the public providers: one SDK's patches, this object's recorder and history."""
 
@@ -151,14 +159,14 @@ class Instrumentation:
             "sample_rate": sample_rate,
             **exporter_options,
         }
-        pipeline = Pipeline(
+        sink_set = SinkSet(
             api_key, endpoint, history_size, otel, tracer_provider, meter_provider, options, sinks
         )
-        self._history = pipeline.history
-        recorded: list[CallSink] = [pipeline.history, *pipeline.sinks]
-        self._recorder = Recorder(trace_id, tag_tuple, recorded, client, pipeline.capture)
+        self._history = sink_set.history
+        recorded: list[CallSink] = [sink_set.history, *sink_set.sinks]
+        self._recorder = Recorder(trace_id, tag_tuple, recorded, client, sink_set.capture)
         # Spans made while this provider traces go to its sinks too, whichever client it filters on.
-        self._span_recorder: Recorder | None = Recorder(trace_id, tag_tuple, recorded, None, pipeline.capture)
+        self._span_recorder: Recorder | None = Recorder(trace_id, tag_tuple, recorded, None, sink_set.capture)
 
     @classmethod
     def _attached(cls, trace_id: str, tags: tuple[str, ...], history: History, sinks: list[CallSink]) -> Any:
@@ -203,8 +211,8 @@ class Instrumentation:
         """The patch set that fits the installed SDK version."""
         return self._patches
 
-    def _describe_failure(self, kwargs: dict[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
-        """(operation, reader, request snapshot) for a failed call known only by its kwargs."""
+    def _describe_failure(self, kwargs: dict[str, Any]) -> FailedCall:
+        """What is known of a failed call known only by its kwargs."""
         raise NotImplementedError
 
     def handle_error(self, e: BaseException, kwargs: dict[str, Any] | None = None) -> None:

@@ -17,7 +17,7 @@ import wrapt
 
 from neatlogs._log import log_internal_error
 from neatlogs.dispatch import submit
-from neatlogs.providers._core.calls import CallKind, Started, _begin, async_wrapper, sync_wrapper
+from neatlogs.providers._core.calls import CallKind, Started, _begin
 from neatlogs.providers._core.patchset import PatchSet
 from neatlogs.providers._core.streams import Finish, finalise, keep_chunk, status_for
 from neatlogs.record.call import CallRecord
@@ -87,11 +87,6 @@ def _complete(patch: PatchSet, kind: IteratorKind, record: CallRecord, result: A
     except Exception:
         log_internal_error(f"recording a {kind.call.provider} {kind.call.operation} call")
     return result
-
-
-# The generic wrappers serve these kinds too: they only need `start` and `complete`.
-iterator_sync_wrapper = sync_wrapper
-iterator_async_wrapper = async_wrapper
 
 
 # ---- stream proxies ----

@@ -29,10 +29,6 @@ class PatchSet:
         self._originals: list[tuple[Any, str, Any]] = []
         self._lock = threading.Lock()
 
-    @property
-    def installed(self) -> bool:
-        return bool(self._originals)
-
     def subscribe(self, recorder: Recorder) -> None:
         with self._lock:
             if recorder in self.recorders:

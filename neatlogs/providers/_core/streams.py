@@ -132,7 +132,7 @@ class TracedAsyncStream(_TracedProxy):
     def __aiter__(self) -> AsyncIterator[Any]:
         # An async generator, as the SDK's own `AsyncStream.__aiter__` is (see TracedStream.__iter__).
         # (A class with an `async def __anext__` instead starts no async generator and leaves none to
-        # finalise, but measured ~20 µs slower per 20-chunk stream: a new coroutine per chunk.)
+        # finalise, but measured slower (a new coroutine per chunk; docs/overhead.md).)
         _, record, compact, tapped = self._self_step
         source = self._self_source
         chunks = self.__wrapped__.__aiter__() if source is None else source

@@ -14,6 +14,11 @@ stream runs no more Python calls per read than an untapped one; keeping costs an
 checks, for every openai version in the matrix, that both yield the very events the SDK's decoder
 does.)
 
+The decoder class is private to the SDK, so `sse_decoder_tap` is the one way in (listed with the
+standard library's and OpenTelemetry's in `neatlogs._fastpaths`): where the SDK has no such class, or
+one whose methods are not the known ones, it gives None and the stream proxy keeps the chunks the SDK
+yields instead (the plain path: the same record, read from the SDK's objects).
+
 Why inside the decoder, in a subclass: wrapping the decoder's `iter_bytes` / `aiter_bytes` in a
 generator of ours adds a layer per event and, because the SDK leaves its async event generators
 unfinished after `[DONE]`, one more async generator per stream for the event loop to finalise in a
@@ -23,6 +28,7 @@ decoder code then loses CPython's specialised attribute reads.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
@@ -95,8 +101,8 @@ def _event_data(decoder_class: Any, lines: list[bytes]) -> list[str]:
     """The data of the events in a stream's lines (the SDK's decoder made them, so none holds a line
     break), as a fresh decoder of the SDK's own reads them."""
     # Most streams are nothing but one-line `data: ` events, each ended by one blank line: those are
-    # read with bytes methods, at a third of the cost of decoding line by line on the thread that
-    # settles streams. Anything else (comments, other fields, an unfinished last event) is decoded.
+    # read with bytes methods, much cheaper than decoding line by line on the thread that settles
+    # streams (docs/overhead.md). Anything else (comments, other fields, an unfinished last event) is decoded.
     if len(lines) % 2 == 0 and not any(lines[1::2]):
         data_lines = lines[0::2]
         joined = b"\n".join(data_lines)  # no line holds a line break, so each `\ndata: ` starts one
@@ -154,3 +160,17 @@ def event_tap(settle: Settle, decoder_class: Any) -> Callable[[Any, CallRecord],
         return kept
 
     return tap
+
+
+def sse_decoder_tap(
+    streaming_module: str, settle: Settle
+) -> Callable[[Any, CallRecord], RawChunks | None] | None:
+    """`event_tap` for the `SSEDecoder` of a Stainless SDK's streaming module (`"openai._streaming"`),
+    or None where that module or class is missing or unknown (the proxy keeps the chunks instead)."""
+    try:
+        decoder_class = getattr(importlib.import_module(streaming_module), "SSEDecoder", None)
+    except ImportError:
+        decoder_class = None
+    if not isinstance(decoder_class, type):
+        return None
+    return event_tap(settle, decoder_class)

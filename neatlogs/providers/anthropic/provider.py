@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from neatlogs.providers._core.instrumentation import Instrumentation
+from neatlogs.providers._core.instrumentation import FailedCall, Instrumentation
 from neatlogs.providers.anthropic.patch import ANTHROPIC_PATCHES
 from neatlogs.providers.anthropic.readers import read_count_tokens, read_messages, snapshot_kwargs
-from neatlogs.record.call import Reader
 
 __all__ = ["AnthropicProvider"]
 
@@ -26,8 +25,8 @@ class AnthropicProvider(Instrumentation):
                 f"or None for every client, got {type(client).__name__}"
             )
 
-    def _describe_failure(self, kwargs: dict[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
+    def _describe_failure(self, kwargs: dict[str, Any]) -> FailedCall:
         request = snapshot_kwargs(kwargs)
         if "max_tokens" not in request and "messages" in request:
-            return "count_tokens", read_count_tokens, request  # the one call without max_tokens
-        return "chat", read_messages, request
+            return FailedCall("count_tokens", read_count_tokens, request)  # the one call without max_tokens
+        return FailedCall("chat", read_messages, request)

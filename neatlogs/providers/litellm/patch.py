@@ -13,13 +13,8 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from neatlogs.providers._core.calls import CallKind
-from neatlogs.providers._core.iterators import (
-    DualIteratorStream,
-    IteratorKind,
-    iterator_async_wrapper,
-    iterator_sync_wrapper,
-)
+from neatlogs.providers._core.calls import CallKind, async_wrapper, sync_wrapper
+from neatlogs.providers._core.iterators import DualIteratorStream, IteratorKind
 from neatlogs.providers._core.patchset import PatchSet, Target
 from neatlogs.providers._core.streams import Finish
 from neatlogs.providers.openai.patch import read_chat, snapshot_kwargs
@@ -162,8 +157,8 @@ def _targets() -> list[Target]:
         return IteratorKind(call, wrap_stream, _positional_parameters(function))
 
     return [
-        (litellm, "completion", iterator_sync_wrapper(kind(litellm.completion))),
-        (litellm, "acompletion", iterator_async_wrapper(kind(litellm.acompletion))),
+        (litellm, "completion", sync_wrapper(kind(litellm.completion))),
+        (litellm, "acompletion", async_wrapper(kind(litellm.acompletion))),
     ]
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from neatlogs.providers._core.instrumentation import Instrumentation
+from neatlogs.providers._core.instrumentation import FailedCall, Instrumentation
 from neatlogs.providers.litellm.patch import LITELLM_PATCHES, read_litellm_chat, snapshot_litellm_kwargs
-from neatlogs.record.call import Reader
 
 __all__ = ["LiteLLMProvider"]
 
@@ -28,5 +27,5 @@ class LiteLLMProvider(Instrumentation):
                 f"got {type(client).__name__}"
             )
 
-    def _describe_failure(self, kwargs: dict[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
-        return "chat", read_litellm_chat, snapshot_litellm_kwargs(kwargs)
+    def _describe_failure(self, kwargs: dict[str, Any]) -> FailedCall:
+        return FailedCall("chat", read_litellm_chat, snapshot_litellm_kwargs(kwargs))

@@ -15,7 +15,7 @@ from neatlogs._log import log_internal_error, logger
 from neatlogs.providers._core.calls import CallKind, async_wrapper, sync_wrapper
 from neatlogs.providers._core.patchset import PatchSet, Target
 from neatlogs.providers._core.streams import Finish
-from neatlogs.providers._stainless.events import event_tap
+from neatlogs.providers._stainless.events import sse_decoder_tap
 from neatlogs.providers._stainless.fields import (
     JSONObject,
     call_fields,
@@ -412,6 +412,7 @@ def read_completion(record: CallRecord) -> dict[str, Any]:
 # version lacks is skipped (logged at DEBUG).
 
 _Factory = Callable[[PatchSet], Callable[..., Any]]
+_STREAMING = "openai._streaming"
 
 
 def _find(module: str, name: str) -> Any:
@@ -488,11 +489,10 @@ def _targets() -> list[Target]:
         )
         return sync_wrapper(kind), async_wrapper(kind)
 
-    decoder = _find("openai._streaming", "SSEDecoder")
-    chat_tap = completion_tap = None
-    if decoder is not None:
-        chat_tap = event_tap(settle_chat_events, decoder)
-        completion_tap = event_tap(settle_completion_events, decoder)
+    # Streams keep their events from the SDK's private decoder where it is known; else (None) the
+    # proxy keeps the chunks.
+    chat_tap = sse_decoder_tap(_STREAMING, settle_chat_events)
+    completion_tap = sse_decoder_tap(_STREAMING, settle_completion_events)
     chat_sync, chat_async = both("chat", read_chat, _usage, chat_tap)
     completion_sync, completion_async = both("completion", read_completion, _usage, completion_tap)
     responses_sync, responses_async = both("responses", read_responses, response_usage)

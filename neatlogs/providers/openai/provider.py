@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from neatlogs.providers._core.instrumentation import Instrumentation
+from neatlogs.providers._core.instrumentation import FailedCall, Instrumentation
 from neatlogs.providers._core.patchset import PatchSet
 from neatlogs.providers.openai.embeddings import read_embeddings
 from neatlogs.providers.openai.patch import OPENAI_PATCHES, read_chat, read_completion, snapshot_kwargs
@@ -53,7 +53,7 @@ class OpenAIProvider(Instrumentation):
         # openai 0.x has a module-level API of its own.
         return select_openai_patches()
 
-    def _describe_failure(self, kwargs: dict[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
+    def _describe_failure(self, kwargs: dict[str, Any]) -> FailedCall:
         if is_openai_v0():
             import openai
 
@@ -61,4 +61,4 @@ class OpenAIProvider(Instrumentation):
         else:
             request = snapshot_kwargs(kwargs)
         operation, reader = _operation_of(request)
-        return operation, reader, request
+        return FailedCall(operation, reader, request)

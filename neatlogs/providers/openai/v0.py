@@ -13,14 +13,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from neatlogs.providers._core.calls import CallKind
-from neatlogs.providers._core.iterators import (
-    AsyncIteratorStream,
-    IteratorKind,
-    IteratorStream,
-    iterator_async_wrapper,
-    iterator_sync_wrapper,
-)
+from neatlogs.providers._core.calls import CallKind, async_wrapper, sync_wrapper
+from neatlogs.providers._core.iterators import AsyncIteratorStream, IteratorKind, IteratorStream
 from neatlogs.providers._core.patchset import PatchSet, Target
 from neatlogs.providers._core.streams import Finish
 from neatlogs.providers.openai.patch import OPENAI_PATCHES, read_chat, read_completion, snapshot_kwargs
@@ -138,10 +132,10 @@ def _targets() -> list[Target]:
 
     chat, completion = kind("chat", read_chat_v0), kind("completion", read_completion_v0)
     return [
-        (openai.ChatCompletion, "create", iterator_sync_wrapper(chat)),
-        (openai.ChatCompletion, "acreate", iterator_async_wrapper(chat)),
-        (openai.Completion, "create", iterator_sync_wrapper(completion)),
-        (openai.Completion, "acreate", iterator_async_wrapper(completion)),
+        (openai.ChatCompletion, "create", sync_wrapper(chat)),
+        (openai.ChatCompletion, "acreate", async_wrapper(chat)),
+        (openai.Completion, "create", sync_wrapper(completion)),
+        (openai.Completion, "acreate", async_wrapper(completion)),
     ]
 
 

@@ -10,17 +10,7 @@ The public functions here are what the rest of neatlogs uses:
 
 from __future__ import annotations
 
-from neatlogs.sinks.base import CallSink
-from neatlogs.sinks.exporter.batcher import exporter_stats, flush_all, pipeline_for, shutdown_all
+from neatlogs.sinks.exporter.batcher import exporter_sink, exporter_stats, flush_all, shutdown_all
 from neatlogs.sinks.exporter.settings import ExporterSettings
 
 __all__ = ["ExporterSettings", "exporter_sink", "exporter_stats", "flush_all", "shutdown_all"]
-
-
-def exporter_sink(settings: ExporterSettings) -> CallSink:
-    """The CallSink for `settings.endpoint`/`settings.api_key`; what it gets is sent in the background.
-
-    Sinks for the same (endpoint, api_key) share one queue and worker; the first settings win.
-    Raises ValueError when `settings.endpoint` is None.
-    """
-    return pipeline_for(settings)

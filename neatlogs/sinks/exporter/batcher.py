@@ -72,7 +72,7 @@ def _no_deadline() -> float:
     return float("inf")
 
 
-class Pipeline:
+class EndpointPipeline:
     """One endpoint's queue and worker; its `emit` is the Sink the recorders call."""
 
     def __init__(self, settings: ExporterSettings) -> None:
@@ -113,7 +113,7 @@ class Pipeline:
         self._spool = Spool(spool_dir, self._endpoint, self.settings.api_key) if spool_dir else None
 
     def __repr__(self) -> str:
-        return f"Pipeline({self._endpoint!r}, queued={len(self._queue)})"
+        return f"EndpointPipeline({self._endpoint!r}, queued={len(self._queue)})"
 
     # ---- the application's side ----
 
@@ -537,11 +537,15 @@ class Pipeline:
 # ---- the process-wide registry ----
 
 _registry_lock = threading.Lock()
-_pipelines: dict[tuple[str, str | None], Pipeline] = {}
+_pipelines: dict[tuple[str, str | None], EndpointPipeline] = {}
 
 
-def pipeline_for(settings: ExporterSettings) -> Pipeline:
-    """The pipeline for settings' (endpoint, api_key), created on first use; the first settings win."""
+def exporter_sink(settings: ExporterSettings) -> EndpointPipeline:
+    """The sink for `settings.endpoint`/`settings.api_key`; records emitted to it are sent in the background.
+
+    Sinks for the same (endpoint, api_key) share one queue and worker (created on first use); the first
+    settings win. Raises ValueError when `settings.endpoint` is None.
+    """
     if not settings.endpoint:
         raise ValueError("exporter_sink needs settings with an endpoint")
     key = (settings.endpoint, settings.api_key)
@@ -553,7 +557,7 @@ def pipeline_for(settings: ExporterSettings) -> Pipeline:
                     "neatlogs exporter for %s already exists; keeping its settings", settings.endpoint
                 )
             return pipeline
-        pipeline = _pipelines[key] = Pipeline(settings)
+        pipeline = _pipelines[key] = EndpointPipeline(settings)
     pipeline.start_if_spooled()
     return pipeline
 

@@ -13,7 +13,6 @@ import enum
 import gzip
 import json
 import math
-import os
 import random
 import re
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 import requests
 
+from neatlogs._fastpaths import environ_reader
 from neatlogs._version import __version__
 from neatlogs.record.redact import mask_secrets
 from neatlogs.sinks.exporter.wire import record_texts, to_utf8
@@ -35,7 +35,7 @@ _BACKOFF_CAP = 30.0
 _TIMEOUT = (3.05, 10.0)
 # Never wait less than this for a socket, even when shutdown's deadline is nearly spent.
 _MIN_TIMEOUT = 0.1
-# Level 1 compresses JSON records about 5-8x at a fraction of level 9's CPU cost.
+# Level 1 compresses JSON records well at a fraction of level 9's CPU cost (docs/exporter.md).
 _GZIP_LEVEL = 1
 _BODY_SNIPPET = 200
 _PATH = "/v1/records"
@@ -180,14 +180,16 @@ class _BodyThenWork:
 # How long the environment's proxy and CA bundle settings are reused while the environment is unchanged
 # (the OS's own proxy configuration, read on macOS and Windows, is not watched: it is read again after this).
 _ENV_SETTINGS_TTL = 1.0
+# The environment as a mapping whose copy compares equal to it until a variable changes (_fastpaths).
+_read_environ = environ_reader()
 
 
 class _Session(requests.Session):
     """A `requests.Session` that reads the environment's proxy and CA settings once per change.
 
-    `requests` reads them for every request (every variable of the environment, several times): a
-    third of a request's CPU. The result is reused while the environment is the same and for at most
-    `_ENV_SETTINGS_TTL` seconds: the same settings `requests` would have found.
+    `requests` reads them for every request (every variable of the environment, several times), a
+    large share of a request's CPU (docs/overhead.md). The result is reused while the environment is
+    the same and for at most `_ENV_SETTINGS_TTL` seconds: the same settings `requests` would have found.
     """
 
     def __init__(self) -> None:
@@ -197,13 +199,12 @@ class _Session(requests.Session):
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
     ) -> Any:  # requests' stubs call it _Settings: a dict of proxies, stream, verify and cert
-        environ = getattr(os.environ, "_data", None)
+        environ = _read_environ()
         key = (url, tuple(sorted((proxies or {}).items())), stream, verify, cert)
         cached = self._env_cache
         now = time.monotonic()
         if (
             cached is not None
-            and environ is not None
             and cached[0] == key
             and now - cached[1] < _ENV_SETTINGS_TTL
             and cached[2] == environ
@@ -211,8 +212,7 @@ class _Session(requests.Session):
             settings: Any = cached[3]
         else:
             settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
-            if environ is not None:
-                self._env_cache = (key, now, dict(environ), settings)
+            self._env_cache = (key, now, dict(environ), settings)
         found = dict(settings)
         if isinstance(found.get("proxies"), dict):
             found["proxies"] = dict(found["proxies"])

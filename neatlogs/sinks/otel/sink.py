@@ -18,10 +18,10 @@ import weakref
 from collections import OrderedDict
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from neatlogs._fastpaths import otel_globals_reader, otel_placeholder_check, otel_suppress_key
 from neatlogs._log import log_internal_error, logger
 from neatlogs._version import __version__
 from neatlogs.dispatch import drain as drain_dispatcher
@@ -50,27 +50,19 @@ _MAX_OPEN_STEPS = 4096
 _CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _CAPTURE_ON = frozenset({"true", "1", "yes", "span_only", "span_and_event"})
 _SCOPE = "neatlogs"
-_SUPPRESS_KEY = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
+_SUPPRESS_KEY = otel_suppress_key()  # None where this opentelemetry-api has none (_fastpaths)
 
 # ---- is an OpenTelemetry SDK installed at all? ----
 
-_MISSING = object()
-_metrics_internal = sys.modules.get("opentelemetry.metrics._internal")
-_NOOP_PROVIDER_TYPES: tuple[type, ...] = tuple(
-    kind
-    for kind in (
-        trace.NoOpTracerProvider,
-        trace.ProxyTracerProvider,
-        metrics.NoOpMeterProvider,
-        getattr(_metrics_internal, "_ProxyMeterProvider", None),
-    )
-    if isinstance(kind, type)
-)
+# Both read through neatlogs._fastpaths: the globals stay None (or the API's proxies) until the
+# application sets a provider, and the check runs on the caller's thread until then.
+_read_global_providers = otel_globals_reader()
+_is_placeholder = otel_placeholder_check()
 _global_installed = False
 
 
 def _is_real(provider: Any) -> bool:
-    return provider is not None and not isinstance(provider, _NOOP_PROVIDER_TYPES)
+    return not _is_placeholder(provider)
 
 
 def _global_providers_installed() -> bool:
@@ -78,13 +70,8 @@ def _global_providers_installed() -> bool:
     global _global_installed
     if _global_installed:  # global providers can be set only once, so the answer never goes back
         return True
-    # The API keeps the globals in module variables that start as None; reading them costs ~30 ns where
-    # get_tracer_provider() costs ~1 µs (it consults os.environ on every call until a provider is set).
-    tracer_provider = getattr(trace, "_TRACER_PROVIDER", _MISSING)
-    meter_provider = getattr(_metrics_internal, "_METER_PROVIDER", _MISSING)
-    if tracer_provider is _MISSING or meter_provider is _MISSING:  # an API without those variables
-        tracer_provider, meter_provider = trace.get_tracer_provider(), metrics.get_meter_provider()
-    _global_installed = _is_real(tracer_provider) or _is_real(meter_provider)
+    tracer_provider, meter_provider = _read_global_providers()
+    _global_installed = not (_is_placeholder(tracer_provider) and _is_placeholder(meter_provider))
     return _global_installed
 
 
