@@ -241,7 +241,6 @@ def _clients(chunks: int, read_per_event: bool = False) -> tuple[openai.OpenAI, 
     return sync_client, async_client
 
 
-@contextlib.contextmanager
 class _ShippedSpans:
     """A span exporter that lets its spans go, as one that ships them does (an in-memory exporter keeps
     every span of the run, a heap that grows for the whole benchmark)."""
