@@ -1,4 +1,5 @@
-"""Rate-limit headers (`x-ratelimit-*`, sent by OpenAI and compatible APIs) -> the record's `rate_limit`."""
+"""Rate-limit headers -> the record's `rate_limit`: OpenAI's `x-ratelimit-*` (and compatible APIs'), or
+any provider's own names (`RateLimitHeaders`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 # record key -> response header
-_HEADERS = {
+RateLimitHeaders = Mapping[str, str]
+OPENAI_HEADERS: RateLimitHeaders = {
     "limit_requests": "x-ratelimit-limit-requests",
     "limit_tokens": "x-ratelimit-limit-tokens",
     "remaining_requests": "x-ratelimit-remaining-requests",
@@ -17,18 +19,18 @@ _HEADERS = {
 _RESETS = frozenset({"reset_requests", "reset_tokens"})
 
 
-def rate_limit_from_headers(headers: Any) -> dict[str, Any] | None:
+def rate_limit_from_headers(headers: Any, names: RateLimitHeaders = OPENAI_HEADERS) -> dict[str, Any] | None:
     """The rate-limit fields in a header mapping (httpx.Headers, dict), or None when there are none."""
     getter = getattr(headers, "get", None)
     if not callable(getter) or isinstance(headers, type):
         return None
     found: dict[str, Any] = {}
-    for key, header in _HEADERS.items():
+    for key, header in names.items():
         value = getter(header)
         if not isinstance(value, str) or not value.strip():
             continue
         if key in _RESETS:
-            found[key] = value.strip()  # a duration such as "6m0s"; kept as the API wrote it
+            found[key] = value.strip()  # a duration ("6m0s") or a time: kept as the API wrote it
             continue
         try:
             found[key] = int(value.strip())
@@ -51,5 +53,6 @@ def headers_of(record_response: Any, stream: bool, error: BaseException | None) 
 
 
 def read_rate_limit(response: Any, stream: bool, error: BaseException | None) -> dict[str, Any] | None:
-    """A finished call's `rate_limit` from the headers neatlogs kept (`ProviderTraits.rate_limit`)."""
+    """A finished call's `rate_limit` from the `x-ratelimit-*` headers neatlogs kept
+    (`ProviderTraits.rate_limit`)."""
     return rate_limit_from_headers(headers_of(response, stream, error))

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, TypedDict
 
 from neatlogs._log import log_internal_error
 from neatlogs.providers._stainless.fields import get, payload, request_fields
-from neatlogs.providers.anthropic.traits import rate_limit_from_headers
+from neatlogs.providers.anthropic.traits import anthropic_rate_limit
 from neatlogs.record.call import CallRecord, QuickRead
 
 try:  # the `speedups` extra decodes a stream's events faster
@@ -337,7 +337,7 @@ def _call_fields(record: CallRecord, body: Any, headers: Any) -> dict[str, Any]:
         request_id = getattr(record.error, "request_id", None)
     return {
         "request_id": request_id if isinstance(request_id, str) else None,
-        "rate_limit": rate_limit_from_headers(headers),
+        "rate_limit": anthropic_rate_limit(headers),
     }
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from neatlogs.providers._stainless.ratelimit import headers_of
+from neatlogs.providers._stainless.ratelimit import RateLimitHeaders, headers_of, rate_limit_from_headers
 from neatlogs.record.traits import ProviderTraits
 
-# record key -> response header
-_HEADERS = {
+# record key -> response header (resets are RFC 3339 times, kept as sent)
+_HEADERS: RateLimitHeaders = {
     "limit_requests": "anthropic-ratelimit-requests-limit",
     "limit_tokens": "anthropic-ratelimit-tokens-limit",
     "remaining_requests": "anthropic-ratelimit-requests-remaining",
@@ -17,32 +17,16 @@ _HEADERS = {
     "reset_requests": "anthropic-ratelimit-requests-reset",
     "reset_tokens": "anthropic-ratelimit-tokens-reset",
 }
-_RESETS = frozenset({"reset_requests", "reset_tokens"})
 
 
-def rate_limit_from_headers(headers: Any) -> dict[str, Any] | None:
-    """The rate-limit fields in Anthropic's headers (resets kept as sent: RFC 3339 times), or None."""
-    getter = getattr(headers, "get", None)
-    if not callable(getter) or isinstance(headers, type):
-        return None
-    found: dict[str, Any] = {}
-    for key, header in _HEADERS.items():
-        value = getter(header)
-        if not isinstance(value, str) or not value.strip():
-            continue
-        if key in _RESETS:
-            found[key] = value.strip()
-            continue
-        try:
-            found[key] = int(value.strip())
-        except ValueError:
-            continue
-    return found or None
+def anthropic_rate_limit(headers: Any) -> dict[str, Any] | None:
+    """The rate-limit fields in Anthropic's response headers, or None."""
+    return rate_limit_from_headers(headers, _HEADERS)
 
 
 def read_rate_limit(response: Any, stream: bool, error: BaseException | None) -> dict[str, Any] | None:
-    """A finished call's `rate_limit` from the headers neatlogs kept (`ProviderTraits.rate_limit`)."""
-    return rate_limit_from_headers(headers_of(response, stream, error))
+    """A finished call's `rate_limit` from the `anthropic-ratelimit-*` headers neatlogs kept."""
+    return anthropic_rate_limit(headers_of(response, stream, error))
 
 
 ANTHROPIC_TRAITS = ProviderTraits(rate_limit=read_rate_limit)
