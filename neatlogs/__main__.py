@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -147,6 +148,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     except (KeyboardInterrupt, _Terminated):
         pass
+    except BaseException:
+        # A SIGTERM that lands while uvicorn starts (before its own handlers) can surface as its
+        # startup failure (SystemExit) or another error; the operator asked to stop, so it is a stop.
+        if not _terminated.is_set():
+            raise
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
@@ -176,7 +182,11 @@ class _Terminated(Exception):
     """SIGTERM arrived."""
 
 
+_terminated = threading.Event()
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
+    _terminated.set()
     raise _Terminated
 
 
