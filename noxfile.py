@@ -105,7 +105,7 @@ def tests(session: nox.Session, openai: str) -> None:
     _print_versions(session, "openai", "litellm")
     # tests/anthropic runs once, in tests_anthropic: it does not depend on the openai version
     # One worker: with two, the CLI tests' `neatlogs serve` subprocesses start slowly enough under load
-    # to meet a SIGTERM race in uvicorn's startup (docs/collector.md); `-n 2` halves the time locally.
+    # to meet a SIGTERM race in uvicorn's startup; `-n 2` halves the time locally.
     session.run("pytest", "--ignore=tests/anthropic", *session.posargs)
 
 
