@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import wrapt
 
+from neatlogs._log import logger
 from neatlogs.dispatch import Recorder
 
 # (owner class or module, attribute name, wrapper factory taking the PatchSet)
@@ -61,3 +63,14 @@ class PatchSet:
                 delattr(owner, attribute)
             else:
                 setattr(owner, attribute, original)
+
+
+def find_attribute(sdk: str, module: str, name: str) -> Any:
+    """`module.name` of an SDK, or None (logged at DEBUG) when this version of it has no such thing."""
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        found = None
+    if found is None:
+        logger.debug("neatlogs: %s has no %s.%s here; not traced", sdk, module, name)
+    return found

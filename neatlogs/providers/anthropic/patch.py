@@ -20,7 +20,7 @@ from typing import Any
 
 from neatlogs._log import log_internal_error, logger
 from neatlogs.providers._core.calls import CallKind, async_wrapper, sync_wrapper
-from neatlogs.providers._core.patchset import PatchSet, Target
+from neatlogs.providers._core.patchset import PatchSet, Target, find_attribute
 from neatlogs.providers._stainless.events import event_tap
 from neatlogs.providers._stainless.raw import RawResponses
 from neatlogs.providers.anthropic.readers import (
@@ -45,13 +45,7 @@ _MESSAGE_MODULES = (
 
 
 def _find(module: str, name: str) -> Any:
-    try:
-        found = getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        found = None
-    if found is None:
-        logger.debug("neatlogs: anthropic has no %s.%s here; not traced", module, name)
-    return found
+    return find_attribute("anthropic", module, name)
 
 
 def _method(owner: Any, attribute: str, factory: _Factory) -> list[Target]:

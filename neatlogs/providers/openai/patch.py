@@ -6,14 +6,13 @@ responses and the SDK's helper streams are handled in `openai_raw`.
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from neatlogs._log import log_internal_error, logger
 from neatlogs.providers._core.calls import CallKind, async_wrapper, sync_wrapper
-from neatlogs.providers._core.patchset import PatchSet, Target
+from neatlogs.providers._core.patchset import PatchSet, Target, find_attribute
 from neatlogs.providers._core.streams import Finish
 from neatlogs.providers._stainless.events import sse_decoder_tap
 from neatlogs.providers._stainless.fields import (
@@ -416,13 +415,7 @@ _STREAMING = "openai._streaming"
 
 
 def _find(module: str, name: str) -> Any:
-    try:
-        found = getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        found = None
-    if found is None:
-        logger.debug("neatlogs: openai has no %s.%s here; not traced", module, name)
-    return found
+    return find_attribute("openai", module, name)
 
 
 def _method(owner: Any, attribute: str, factory: _Factory) -> list[Target]:
